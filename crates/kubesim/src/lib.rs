@@ -1,0 +1,1 @@
+//! kubesim: a local Kubernetes API simulator for tests and demos (work in progress).

@@ -1,0 +1,1 @@
+//! Task specs and the placement optimizer (work in progress: see the optimizer issue).

@@ -1,0 +1,1 @@
+//! skyplan facade
