@@ -1,1 +1,50 @@
-//! skyplan facade
+//! skyplan: place GPU and CPU jobs on the cheapest place that can run them right now.
+//!
+//! This is the facade users embed. Each stage is its own crate and usable alone:
+//! [`catalog`] (offers and prices), and, as they land, the optimizer and the providers. This crate
+//! adds the embedded default catalog (compiled in from `data/`, so an installed binary works from
+//! any directory) and the renderings the CLI prints.
+//!
+//! ```
+//! let catalog = skyplan::load_catalog(None).unwrap();
+//! let query = skyplan::catalog::OfferQuery::accelerator("L4", Some(1.0));
+//! let cheapest = catalog.query(&query)[0];
+//! assert_eq!((cheapest.cloud.as_str(), cheapest.instance_type.as_str()), ("gcp", "g2-standard-4"));
+//! ```
+
+use std::path::{Path, PathBuf};
+
+pub use skyplan_catalog as catalog;
+
+pub mod embedded;
+pub mod render;
+
+/// Errors from the facade: a stage's error, with the context the stage cannot know.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Loading or querying the catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
+    /// The home directory could not be determined.
+    #[error("cannot find a home directory for skyplan state: set SKYPLAN_HOME or pass --home DIR")]
+    NoHome,
+}
+
+/// Loads the catalog: the CSVs in `dir` if given, else the embedded default catalog.
+pub fn load_catalog(dir: Option<&Path>) -> Result<catalog::Catalog, Error> {
+    Ok(match dir {
+        Some(dir) => catalog::Catalog::load_dir(dir)?,
+        None => embedded::catalog()?,
+    })
+}
+
+/// The skyplan home directory: `explicit` if given, else `~/.skyplan`.
+pub fn home_dir(explicit: Option<&Path>) -> Result<PathBuf, Error> {
+    if let Some(dir) = explicit {
+        return Ok(dir.to_path_buf());
+    }
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".skyplan"))
+        .ok_or(Error::NoHome)
+}

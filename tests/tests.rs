@@ -1,1 +1,10 @@
-//! placeholder
+//! skyplan's one integration-test binary. Each module is one concern:
+
+/// Shared helpers: running the CLI, temporary directories.
+mod util;
+
+/// The embedded catalog built from the real snapshots: traps in the data and cross-checks.
+mod catalog_data;
+
+/// `skyplan show-gpus`: tables, `--json`, filters, and errors for bad input.
+mod show_gpus;

@@ -8,12 +8,53 @@
 /// Canonical names that are known even when no loaded catalog offers them (from SkyPilot's
 /// `accelerators.csv`, plus newer models seen on Kubernetes nodes).
 pub const KNOWN_ACCELERATORS: &[&str] = &[
-    "A10", "A100", "A100-80GB", "A100-80GB-SXM", "A10G", "A40", "A4000", "A6000", "B200", "GB200",
-    "GH200", "Gaudi HL-205", "H100", "H100-MEGA", "H100-NVL", "H100-NVLINK", "H100-SXM", "H200",
-    "K80", "L4", "L40", "L40S", "M4000", "M60", "MI300X", "P100", "P4", "P4000", "RTX3060",
-    "RTX3080", "RTX3090", "RTX4000-Ada", "RTX4090", "RTX5070", "RTX5090", "RTX6000",
-    "RTX6000-Ada", "RTXA4000", "RTXA4500", "RTXA5000", "RTXA6000", "Radeon MI25",
-    "Radeon Pro V520", "T4", "T4g", "V100", "V100-32GB",
+    "A10",
+    "A100",
+    "A100-80GB",
+    "A100-80GB-SXM",
+    "A10G",
+    "A40",
+    "A4000",
+    "A6000",
+    "B200",
+    "GB200",
+    "GH200",
+    "Gaudi HL-205",
+    "H100",
+    "H100-MEGA",
+    "H100-NVL",
+    "H100-NVLINK",
+    "H100-SXM",
+    "H200",
+    "K80",
+    "L4",
+    "L40",
+    "L40S",
+    "M4000",
+    "M60",
+    "MI300X",
+    "P100",
+    "P4",
+    "P4000",
+    "RTX3060",
+    "RTX3080",
+    "RTX3090",
+    "RTX4000-Ada",
+    "RTX4090",
+    "RTX5070",
+    "RTX5090",
+    "RTX6000",
+    "RTX6000-Ada",
+    "RTXA4000",
+    "RTXA4500",
+    "RTXA5000",
+    "RTXA6000",
+    "Radeon MI25",
+    "Radeon Pro V520",
+    "T4",
+    "T4g",
+    "V100",
+    "V100-32GB",
 ];
 
 /// Label values that are not a plain case-insensitive spelling of a canonical name.
@@ -154,7 +195,11 @@ mod tests {
 
     #[track_caller]
     fn check(label: &str, expect: Option<&str>) {
-        assert_eq!(canonical_accelerator(label, &[]).as_deref(), expect, "label {label:?}");
+        assert_eq!(
+            canonical_accelerator(label, &[]).as_deref(),
+            expect,
+            "label {label:?}"
+        );
     }
 
     #[test]
@@ -195,15 +240,25 @@ mod tests {
         check("a10g", Some("A10G"));
         check("l40s", Some("L40S"));
         check("h100", Some("H100"));
-        assert_eq!(canonical_accelerator_with_memory("a100", Some(81920)).as_deref(), Some("A100-80GB"));
-        assert_eq!(canonical_accelerator_with_memory("v100", Some(16384)).as_deref(), Some("V100"));
+        assert_eq!(
+            canonical_accelerator_with_memory("a100", Some(81920)).as_deref(),
+            Some("A100-80GB")
+        );
+        assert_eq!(
+            canonical_accelerator_with_memory("v100", Some(16384)).as_deref(),
+            Some("V100")
+        );
     }
 
     #[test]
     fn smaller_memory_never_becomes_larger() {
         // A 40 GB A100 label must not canonicalise to the 80 GB model, whatever the spelling.
         for label in ["nvidia-tesla-a100", "NVIDIA-A100-SXM4-40GB", "A100", "a100"] {
-            assert_ne!(canonical_accelerator(label, &[]).as_deref(), Some("A100-80GB"), "{label}");
+            assert_ne!(
+                canonical_accelerator(label, &[]).as_deref(),
+                Some("A100-80GB"),
+                "{label}"
+            );
         }
     }
 
@@ -214,12 +269,21 @@ mod tests {
         check("TPU-V5P-8", Some("tpu-v5p-8"));
         check("L4", Some("L4"));
         check("Custom", None);
-        assert_eq!(canonical_accelerator("Custom", &["Custom"]).as_deref(), Some("Custom"));
+        assert_eq!(
+            canonical_accelerator("Custom", &["Custom"]).as_deref(),
+            Some("Custom")
+        );
     }
 
     #[test]
     fn did_you_mean() {
-        assert_eq!(closest_accelerator("H10", KNOWN_ACCELERATORS.iter().copied()).as_deref(), Some("H100"));
-        assert_eq!(closest_accelerator("zzzzzz", KNOWN_ACCELERATORS.iter().copied()), None);
+        assert_eq!(
+            closest_accelerator("H10", KNOWN_ACCELERATORS.iter().copied()).as_deref(),
+            Some("H100")
+        );
+        assert_eq!(
+            closest_accelerator("zzzzzz", KNOWN_ACCELERATORS.iter().copied()),
+            None
+        );
     }
 }

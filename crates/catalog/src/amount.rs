@@ -28,12 +28,18 @@ pub struct Amount {
 impl Amount {
     /// Exactly `value`.
     pub fn exactly(value: f64) -> Self {
-        Amount { value, at_least: false }
+        Amount {
+            value,
+            at_least: false,
+        }
     }
 
     /// At least `value`.
     pub fn at_least(value: f64) -> Self {
-        Amount { value, at_least: true }
+        Amount {
+            value,
+            at_least: true,
+        }
     }
 
     /// Whether an offer providing `have` satisfies this request.

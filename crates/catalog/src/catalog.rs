@@ -68,7 +68,13 @@ pub struct OfferQuery {
 impl OfferQuery {
     /// A query for an accelerator by canonical name, optionally an exact count.
     pub fn accelerator(name: &str, count: Option<f64>) -> Self {
-        OfferQuery { accelerator: AcceleratorFilter::Named { name: name.to_string(), count }, ..Default::default() }
+        OfferQuery {
+            accelerator: AcceleratorFilter::Named {
+                name: name.to_string(),
+                count,
+            },
+            ..Default::default()
+        }
     }
 
     /// Whether `offer` satisfies everything but the accelerator filter's index lookup.
@@ -77,18 +83,34 @@ impl OfferQuery {
             AcceleratorFilter::Any => true,
             AcceleratorFilter::None => offer.accelerator.is_none(),
             AcceleratorFilter::Named { name, count } => {
-                offer.accelerator.as_deref() == Some(name.as_str()) && count.is_none_or(|c| c == offer.accelerator_count)
+                offer.accelerator.as_deref() == Some(name.as_str())
+                    && count.is_none_or(|c| c == offer.accelerator_count)
             }
         };
-        let Some(price) = offer.price_for(self.spot) else { return false };
+        let Some(price) = offer.price_for(self.spot) else {
+            return false;
+        };
         accelerator_ok
             && self.max_price.is_none_or(|max| price <= max)
-            && self.cpus.is_none_or(|want| offer.vcpus.is_some_and(|have| want.admits(have)))
-            && self.memory.is_none_or(|want| offer.memory_gib.is_some_and(|have| want.admits(have)))
-            && self.cloud.as_deref().is_none_or(|c| offer.cloud.eq_ignore_ascii_case(c))
+            && self
+                .cpus
+                .is_none_or(|want| offer.vcpus.is_some_and(|have| want.admits(have)))
+            && self
+                .memory
+                .is_none_or(|want| offer.memory_gib.is_some_and(|have| want.admits(have)))
+            && self
+                .cloud
+                .as_deref()
+                .is_none_or(|c| offer.cloud.eq_ignore_ascii_case(c))
             && self.region.as_deref().is_none_or(|r| offer.region == r)
-            && self.zone.as_deref().is_none_or(|z| offer.zone.as_deref() == Some(z))
-            && self.instance_type.as_deref().is_none_or(|t| offer.instance_type == t)
+            && self
+                .zone
+                .as_deref()
+                .is_none_or(|z| offer.zone.as_deref() == Some(z))
+            && self
+                .instance_type
+                .as_deref()
+                .is_none_or(|t| offer.instance_type == t)
     }
 }
 
@@ -142,7 +164,10 @@ pub fn compare_offers(a: &Offer, b: &Offer, spot: bool) -> Ordering {
 impl Catalog {
     /// A catalog from offers built elsewhere (e.g. live Kubernetes capacity, tests).
     pub fn from_offers(offers: Vec<Offer>) -> Self {
-        let mut catalog = Catalog { offers, ..Default::default() };
+        let mut catalog = Catalog {
+            offers,
+            ..Default::default()
+        };
         catalog.reindex();
         catalog
     }
@@ -153,7 +178,9 @@ impl Catalog {
     }
 
     /// Parses several CSVs given as `(cloud, file name, contents)`.
-    pub fn from_sources<'a>(sources: impl IntoIterator<Item = (&'a str, &'a str, &'a [u8])>) -> Result<Self, CatalogError> {
+    pub fn from_sources<'a>(
+        sources: impl IntoIterator<Item = (&'a str, &'a str, &'a [u8])>,
+    ) -> Result<Self, CatalogError> {
         let mut catalog = Catalog::default();
         for (cloud, file, bytes) in sources {
             let (offers, report) = parse_offers(file, &cloud.to_ascii_lowercase(), bytes)?;
@@ -170,14 +197,23 @@ impl Catalog {
     pub fn load_dir(dir: &Path) -> Result<Self, CatalogError> {
         let files = catalog_files(dir)?;
         if files.is_empty() {
-            return Err(CatalogError::NoCatalogFiles { dir: dir.to_path_buf() });
+            return Err(CatalogError::NoCatalogFiles {
+                dir: dir.to_path_buf(),
+            });
         }
         let mut contents = Vec::with_capacity(files.len());
         for (cloud, path) in files {
-            let bytes = std::fs::read(&path).map_err(|source| CatalogError::Io { path: path.clone(), source })?;
+            let bytes = std::fs::read(&path).map_err(|source| CatalogError::Io {
+                path: path.clone(),
+                source,
+            })?;
             contents.push((cloud, path.display().to_string(), bytes));
         }
-        Self::from_sources(contents.iter().map(|(c, f, b)| (c.as_str(), f.as_str(), b.as_slice())))
+        Self::from_sources(
+            contents
+                .iter()
+                .map(|(c, f, b)| (c.as_str(), f.as_str(), b.as_slice())),
+        )
     }
 
     /// Adds offers (e.g. live cluster capacity) and rebuilds the indices.
@@ -210,7 +246,9 @@ impl Catalog {
         let offers = &self.offers;
         for shape in self.shapes.values_mut() {
             // on_demand is already in order (offers are sorted by on-demand price).
-            shape.spot.sort_by(|&a, &b| compare_offers(&offers[a as usize], &offers[b as usize], true));
+            shape
+                .spot
+                .sort_by(|&a, &b| compare_offers(&offers[a as usize], &offers[b as usize], true));
         }
         for counts in self.counts_by_name.values_mut() {
             counts.sort_by(f64::total_cmp);
@@ -232,6 +270,12 @@ impl Catalog {
         &self.sources
     }
 
+    /// The clouds with offers in this catalog, sorted.
+    pub fn clouds(&self) -> Vec<&str> {
+        let clouds: BTreeSet<&str> = self.offers.iter().map(|o| o.cloud.as_str()).collect();
+        clouds.into_iter().collect()
+    }
+
     /// Canonical accelerator names on offer, sorted.
     pub fn accelerator_names(&self) -> impl Iterator<Item = &str> {
         self.counts_by_name.keys().map(String::as_str)
@@ -243,7 +287,13 @@ impl Catalog {
         let extra: Vec<&str> = self.accelerator_names().collect();
         canonical_accelerator(name, &extra).ok_or_else(|| CatalogError::UnknownAccelerator {
             name: name.to_string(),
-            hint: closest_accelerator(name, extra.iter().copied().chain(crate::KNOWN_ACCELERATORS.iter().copied())),
+            hint: closest_accelerator(
+                name,
+                extra
+                    .iter()
+                    .copied()
+                    .chain(crate::KNOWN_ACCELERATORS.iter().copied()),
+            ),
         })
     }
 
@@ -253,13 +303,26 @@ impl Catalog {
             if spot { &shape.spot } else { &shape.on_demand }
         }
         let pick = |shape: &ShapeIndex| -> Vec<&Offer> {
-            market(shape, query.spot).iter().map(|&i| &self.offers[i as usize]).filter(|o| query.matches(o)).collect()
+            market(shape, query.spot)
+                .iter()
+                .map(|&i| &self.offers[i as usize])
+                .filter(|o| query.matches(o))
+                .collect()
         };
         match &query.accelerator {
-            AcceleratorFilter::Named { name, count: Some(count) } => {
-                self.shapes.get(&(Some(name.clone()), count.to_bits())).map(pick).unwrap_or_default()
-            }
-            AcceleratorFilter::None => self.shapes.get(&(None, 0f64.to_bits())).map(pick).unwrap_or_default(),
+            AcceleratorFilter::Named {
+                name,
+                count: Some(count),
+            } => self
+                .shapes
+                .get(&(Some(name.clone()), count.to_bits()))
+                .map(pick)
+                .unwrap_or_default(),
+            AcceleratorFilter::None => self
+                .shapes
+                .get(&(None, 0f64.to_bits()))
+                .map(pick)
+                .unwrap_or_default(),
             AcceleratorFilter::Named { name, count: None } => {
                 let mut found: Vec<&Offer> = self
                     .counts_by_name
@@ -288,7 +351,10 @@ impl Catalog {
         let mut summaries = Vec::new();
         for (name, counts) in &self.counts_by_name {
             let mut query = filter.clone();
-            query.accelerator = AcceleratorFilter::Named { name: name.clone(), count: None };
+            query.accelerator = AcceleratorFilter::Named {
+                name: name.clone(),
+                count: None,
+            };
             query.spot = false;
             let on_demand = self.query(&query);
             query.spot = true;
@@ -296,11 +362,23 @@ impl Catalog {
             if on_demand.is_empty() && spot.is_empty() {
                 continue;
             }
-            let clouds: BTreeSet<String> = on_demand.iter().chain(spot.iter()).map(|o| o.cloud.clone()).collect();
-            let offered: BTreeSet<u64> = on_demand.iter().chain(spot.iter()).map(|o| o.accelerator_count.to_bits()).collect();
+            let clouds: BTreeSet<String> = on_demand
+                .iter()
+                .chain(spot.iter())
+                .map(|o| o.cloud.clone())
+                .collect();
+            let offered: BTreeSet<u64> = on_demand
+                .iter()
+                .chain(spot.iter())
+                .map(|o| o.accelerator_count.to_bits())
+                .collect();
             summaries.push(AcceleratorSummary {
                 name: name.clone(),
-                counts: counts.iter().copied().filter(|c| offered.contains(&c.to_bits())).collect(),
+                counts: counts
+                    .iter()
+                    .copied()
+                    .filter(|c| offered.contains(&c.to_bits()))
+                    .collect(),
                 clouds: clouds.into_iter().collect(),
                 cheapest: on_demand.first().copied(),
                 cheapest_spot: spot.first().copied(),
@@ -312,11 +390,18 @@ impl Catalog {
 
 /// `(cloud, path)` for each offer file in `dir`, sorted by cloud.
 fn catalog_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, CatalogError> {
-    let io = |source| CatalogError::Io { path: dir.to_path_buf(), source };
+    let io = |source| CatalogError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         if path.is_dir() {
             let nested = path.join("vms.csv");
             if nested.is_file() {
@@ -343,10 +428,17 @@ fn catalog_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, CatalogError> {
 /// assert!(parse_accelerator_request("L4:0").is_err());
 /// ```
 pub fn parse_accelerator_request(text: &str) -> Result<(String, Option<f64>), CatalogError> {
-    let bad = |expected| CatalogError::InvalidQuery { what: "accelerator request", value: text.to_string(), expected };
+    let bad = |expected| CatalogError::InvalidQuery {
+        what: "accelerator request",
+        value: text.to_string(),
+        expected,
+    };
     let (name, count) = match text.trim().rsplit_once(':') {
         Some((name, count)) => {
-            let count = count.trim().parse::<f64>().map_err(|_| bad("NAME:COUNT with a positive number, e.g. `L4:1`"))?;
+            let count = count
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| bad("NAME:COUNT with a positive number, e.g. `L4:1`"))?;
             if !(count.is_finite() && count > 0.0) {
                 return Err(bad("NAME:COUNT with a positive number, e.g. `L4:1`"));
             }

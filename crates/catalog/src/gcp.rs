@@ -12,8 +12,8 @@ use std::collections::HashMap;
 
 use rust_decimal::Decimal;
 
-use crate::load::{LoadReport, Row};
 use crate::Offer;
+use crate::load::{LoadReport, Row};
 
 /// Machine types that carry a fixed accelerator set: (accelerator, count, machine types).
 const MACHINE_TYPE_GPUS: &[(&str, u32, &[&str])] = &[
@@ -26,7 +26,17 @@ const MACHINE_TYPE_GPUS: &[(&str, u32, &[&str])] = &[
     ("A100-80GB", 2, &["a2-ultragpu-2g"]),
     ("A100-80GB", 4, &["a2-ultragpu-4g"]),
     ("A100-80GB", 8, &["a2-ultragpu-8g"]),
-    ("L4", 1, &["g2-standard-4", "g2-standard-8", "g2-standard-12", "g2-standard-16", "g2-standard-32"]),
+    (
+        "L4",
+        1,
+        &[
+            "g2-standard-4",
+            "g2-standard-8",
+            "g2-standard-12",
+            "g2-standard-16",
+            "g2-standard-32",
+        ],
+    ),
     ("L4", 2, &["g2-standard-24"]),
     ("L4", 4, &["g2-standard-48"]),
     ("L4", 8, &["g2-standard-96"]),
@@ -89,7 +99,10 @@ pub(crate) fn combine(file: &str, rows: Vec<Row>, report: &mut LoadReport) -> Ve
             if row.accelerator.is_some() {
                 attachable.push(row);
             } else {
-                report.warnings.push(format!("{file}:{}: row has neither InstanceType nor AcceleratorName, left out", row.line));
+                report.warnings.push(format!(
+                    "{file}:{}: row has neither InstanceType nor AcceleratorName, left out",
+                    row.line
+                ));
             }
         } else {
             hosts.push(row);
@@ -98,13 +111,28 @@ pub(crate) fn combine(file: &str, rows: Vec<Row>, report: &mut LoadReport) -> Ve
     // (accelerator, count, region, zone) -> the attachable GPU row.
     let gpu_rows: HashMap<(String, u64, PlaceKey), &Row> = attachable
         .iter()
-        .filter_map(|r| Some(((r.accelerator.clone()?, r.count.to_bits(), (r.region.clone(), r.zone.clone())), r)))
+        .filter_map(|r| {
+            Some((
+                (
+                    r.accelerator.clone()?,
+                    r.count.to_bits(),
+                    (r.region.clone(), r.zone.clone()),
+                ),
+                r,
+            ))
+        })
         .collect();
     // (region, zone) -> N1 hosts there.
     let mut n1_hosts: HashMap<PlaceKey, Vec<&Row>> = HashMap::new();
     for host in &hosts {
-        if ATTACH_HOST_FAMILIES.iter().any(|f| host.instance_type.starts_with(f)) {
-            n1_hosts.entry((host.region.clone(), host.zone.clone())).or_default().push(host);
+        if ATTACH_HOST_FAMILIES
+            .iter()
+            .any(|f| host.instance_type.starts_with(f))
+        {
+            n1_hosts
+                .entry((host.region.clone(), host.zone.clone()))
+                .or_default()
+                .push(host);
         }
     }
 
@@ -137,7 +165,11 @@ pub(crate) fn combine(file: &str, rows: Vec<Row>, report: &mut LoadReport) -> Ve
 
     for host in &hosts {
         if let Some((acc, count)) = machine_type_accelerators(&host.instance_type) {
-            let key = (acc.to_string(), f64::from(count).to_bits(), (host.region.clone(), host.zone.clone()));
+            let key = (
+                acc.to_string(),
+                f64::from(count).to_bits(),
+                (host.region.clone(), host.zone.clone()),
+            );
             match gpu_rows.get(&key) {
                 Some(gpu) => push(Some(host), Some(gpu), &mut offers),
                 None => report.unpriced_gpu_hosts += 1,
@@ -150,17 +182,26 @@ pub(crate) fn combine(file: &str, rows: Vec<Row>, report: &mut LoadReport) -> Ve
         }
     }
     for gpu in &attachable {
-        let Some(acc) = gpu.accelerator.as_deref() else { continue };
+        let Some(acc) = gpu.accelerator.as_deref() else {
+            continue;
+        };
         if acc.starts_with("tpu-") {
             push(None, Some(gpu), &mut offers);
             continue;
         }
-        let limit = ATTACH_LIMITS.iter().find(|(name, count, _, _)| *name == acc && f64::from(*count) == gpu.count);
+        let limit = ATTACH_LIMITS
+            .iter()
+            .find(|(name, count, _, _)| *name == acc && f64::from(*count) == gpu.count);
         let Some(&(_, _, max_cpus, max_memory)) = limit else {
             continue; // Comes only inside its machine types (handled above), or not attachable at this count.
         };
-        for host in n1_hosts.get(&(gpu.region.clone(), gpu.zone.clone())).into_iter().flatten() {
-            let fits = host.vcpus.is_some_and(|c| c <= max_cpus) && host.memory_gib.is_some_and(|m| m <= max_memory);
+        for host in n1_hosts
+            .get(&(gpu.region.clone(), gpu.zone.clone()))
+            .into_iter()
+            .flatten()
+        {
+            let fits =
+                host.vcpus.is_some_and(|c| c <= max_cpus) && host.memory_gib.is_some_and(|m| m <= max_memory);
             if fits {
                 push(Some(host), Some(gpu), &mut offers);
             }

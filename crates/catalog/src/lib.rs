@@ -22,10 +22,16 @@ mod error;
 pub mod gcp;
 mod load;
 mod offer;
+#[cfg(test)]
+mod tests;
 
-pub use accelerator::{KNOWN_ACCELERATORS, canonical_accelerator, canonical_accelerator_with_memory, closest_accelerator};
+pub use accelerator::{
+    KNOWN_ACCELERATORS, canonical_accelerator, canonical_accelerator_with_memory, closest_accelerator,
+};
 pub use amount::Amount;
-pub use catalog::{AcceleratorFilter, AcceleratorSummary, Catalog, OfferQuery, compare_offers, parse_accelerator_request};
+pub use catalog::{
+    AcceleratorFilter, AcceleratorSummary, Catalog, OfferQuery, compare_offers, parse_accelerator_request,
+};
 pub use error::CatalogError;
 pub use load::LoadReport;
 pub use offer::{Offer, format_count};

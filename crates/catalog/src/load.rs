@@ -11,8 +11,16 @@ use crate::accelerator::KNOWN_ACCELERATORS;
 use crate::{CatalogError, Offer, gcp};
 
 /// Columns every offer file must have.
-const REQUIRED: [&str; 8] =
-    ["InstanceType", "AcceleratorName", "AcceleratorCount", "vCPUs", "MemoryGiB", "Price", "SpotPrice", "Region"];
+const REQUIRED: [&str; 8] = [
+    "InstanceType",
+    "AcceleratorName",
+    "AcceleratorCount",
+    "vCPUs",
+    "MemoryGiB",
+    "Price",
+    "SpotPrice",
+    "Region",
+];
 
 /// What loading did besides producing offers: counts and warnings worth showing a user.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -42,6 +50,9 @@ impl LoadReport {
         self.warnings.extend(other.warnings);
     }
 }
+
+/// (instance type, accelerator, count bits, region, zone): one shape in one place.
+type RowKey = (String, Option<String>, u64, String, Option<String>);
 
 /// One validated CSV row, before cloud-specific rules turn rows into offers.
 #[derive(Debug, Clone)]
@@ -93,7 +104,11 @@ struct Columns {
 }
 
 /// Parses one catalog file's text into offers for `cloud`. `file` names it in errors.
-pub(crate) fn parse_offers(file: &str, cloud: &str, bytes: &[u8]) -> Result<(Vec<Offer>, LoadReport), CatalogError> {
+pub(crate) fn parse_offers(
+    file: &str,
+    cloud: &str,
+    bytes: &[u8],
+) -> Result<(Vec<Offer>, LoadReport), CatalogError> {
     let (rows, mut report) = parse_rows(file, bytes)?;
     let offers = if cloud == "gcp" {
         gcp::combine(file, rows, &mut report)
@@ -107,6 +122,10 @@ pub(crate) fn parse_offers(file: &str, cloud: &str, bytes: &[u8]) -> Result<(Vec
                 ));
                 continue;
             }
+            if row.price.is_none() && row.spot_price.is_none() {
+                report.unpriced += 1;
+                continue;
+            }
             offers.push(row.into_offer(cloud));
         }
         offers
@@ -115,20 +134,34 @@ pub(crate) fn parse_offers(file: &str, cloud: &str, bytes: &[u8]) -> Result<(Vec
 }
 
 fn parse_rows(file: &str, bytes: &[u8]) -> Result<(Vec<Row>, LoadReport), CatalogError> {
-    let empty = || CatalogError::Empty { file: file.to_string(), expected: REQUIRED.join(",") };
+    let empty = || CatalogError::Empty {
+        file: file.to_string(),
+        expected: REQUIRED.join(","),
+    };
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(empty());
     }
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(false).from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(false)
+        .from_reader(bytes);
     let mut record = csv::ByteRecord::new();
     let csv_error = |e: csv::Error| match e.kind() {
-        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => CatalogError::FieldCount {
+        csv::ErrorKind::UnequalLengths {
+            pos,
+            expected_len,
+            len,
+        } => CatalogError::FieldCount {
             file: file.to_string(),
             line: pos.as_ref().map_or(0, |p| p.line()),
             expected: *expected_len as usize,
             found: *len as usize,
         },
-        _ => CatalogError::Csv { file: file.to_string(), line: e.position().map_or(0, |p| p.line()), source: e },
+        _ => CatalogError::Csv {
+            file: file.to_string(),
+            line: e.position().map_or(0, |p| p.line()),
+            source: e,
+        },
     };
     if !reader.read_byte_record(&mut record).map_err(csv_error)? {
         return Err(empty());
@@ -137,13 +170,16 @@ fn parse_rows(file: &str, bytes: &[u8]) -> Result<(Vec<Row>, LoadReport), Catalo
         .iter()
         .map(|f| std::str::from_utf8(f).map(|s| s.trim().trim_start_matches('\u{feff}').to_string()))
         .collect::<Result<_, _>>()
-        .map_err(|_| CatalogError::NotText { file: file.to_string(), line: 1 })?;
+        .map_err(|_| CatalogError::NotText {
+            file: file.to_string(),
+            line: 1,
+        })?;
     let columns = Columns::from_header(file, header)?;
 
     let mut rows: Vec<Row> = Vec::new();
     let mut report = LoadReport::default();
     // Key: (instance type, accelerator, count, region, zone) -> index in `rows` and raw fields.
-    let mut seen: HashMap<(String, Option<String>, u64, String, Option<String>), (usize, Vec<u8>)> = HashMap::new();
+    let mut seen: HashMap<RowKey, (usize, Vec<u8>)> = HashMap::new();
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
@@ -151,13 +187,23 @@ fn parse_rows(file: &str, bytes: &[u8]) -> Result<(Vec<Row>, LoadReport), Catalo
             Err(e) => return Err(csv_error(e)),
         }
         let line = record.position().map_or(0, |p| p.line());
-        if record.len() == 1 && record.get(0).is_some_and(|f| f.iter().all(u8::is_ascii_whitespace)) {
+        if record.len() == 1
+            && record
+                .get(0)
+                .is_some_and(|f| f.iter().all(u8::is_ascii_whitespace))
+        {
             continue; // a blank line
         }
         report.rows += 1;
         let row = columns.row(file, line, &record)?;
         let raw: Vec<u8> = record.as_slice().to_vec();
-        let key = (row.instance_type.clone(), row.accelerator.clone(), row.count.to_bits(), row.region.clone(), row.zone.clone());
+        let key = (
+            row.instance_type.clone(),
+            row.accelerator.clone(),
+            row.count.to_bits(),
+            row.region.clone(),
+            row.zone.clone(),
+        );
         match seen.get(&key) {
             None => {
                 seen.insert(key, (rows.len(), raw));
@@ -168,7 +214,11 @@ fn parse_rows(file: &str, bytes: &[u8]) -> Result<(Vec<Row>, LoadReport), Catalo
                 report.conflicts_resolved += 1;
                 let earlier = &rows[*index];
                 let (keep_new, why) = prefer(earlier, &row);
-                let (kept, dropped) = if keep_new { (row.line, earlier.line) } else { (earlier.line, row.line) };
+                let (kept, dropped) = if keep_new {
+                    (row.line, earlier.line)
+                } else {
+                    (earlier.line, row.line)
+                };
                 report.warnings.push(format!(
                     "{file}:{}: conflicting rows for {} in {}/{} (lines {} and {}); kept line {kept}, dropped line {dropped} ({why})",
                     row.line,
@@ -240,7 +290,10 @@ impl Columns {
             let bytes = record.get(index).unwrap_or_default();
             std::str::from_utf8(bytes)
                 .map(str::trim)
-                .map_err(|_| CatalogError::NotText { file: file.to_string(), line })
+                .map_err(|_| CatalogError::NotText {
+                    file: file.to_string(),
+                    line,
+                })
         };
         let invalid = |index: usize, value: &str, expected: &'static str| CatalogError::InvalidValue {
             file: file.to_string(),
@@ -267,7 +320,11 @@ impl Columns {
             }
             match Decimal::from_str(value).or_else(|_| Decimal::from_scientific(value)) {
                 Ok(p) if !p.is_sign_negative() => Ok(Some(p)),
-                _ => Err(invalid(index, value, "a non-negative decimal price in $/hour, or an empty field")),
+                _ => Err(invalid(
+                    index,
+                    value,
+                    "a non-negative decimal price in $/hour, or an empty field",
+                )),
             }
         };
         // Everything is read (and so validated) even where a column ends up unused.
@@ -303,7 +360,11 @@ impl Columns {
         let count = match (&accelerator, count) {
             (Some(_), Some(c)) if c > 0.0 => c,
             (Some(_), _) => {
-                return Err(invalid(self.count, text(self.count)?, "a positive accelerator count when AcceleratorName is set"));
+                return Err(invalid(
+                    self.count,
+                    text(self.count)?,
+                    "a positive accelerator count when AcceleratorName is set",
+                ));
             }
             (None, _) => 0.0,
         };
@@ -333,7 +394,10 @@ fn parse_gpu_info(info: &str) -> (Option<String>, Option<u64>) {
     if !info.starts_with('{') {
         return (Some(info.to_string()), None);
     }
-    let name = info.split_once("'Name': '").and_then(|(_, rest)| rest.split_once('\'')).map(|(name, _)| name.to_string());
+    let name = info
+        .split_once("'Name': '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(name, _)| name.to_string());
     let memory = info.split_once("'SizeInMiB': ").and_then(|(_, rest)| {
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
         digits.parse().ok()
@@ -349,7 +413,10 @@ mod tests {
     fn gpu_info_shapes() {
         let info = "{'Gpus': [{'Name': 'A10G', 'Manufacturer': 'NVIDIA', 'Count': 1, 'MemoryInfo': {'SizeInMiB': 22888}}], 'TotalGpuMemoryInMiB': 22888}";
         assert_eq!(parse_gpu_info(info), (Some("A10G".into()), Some(22888)));
-        assert_eq!(parse_gpu_info("{'Gpus': [{'MemoryInfo': {'SizeInMiB': 24576}}]}"), (None, Some(24576)));
+        assert_eq!(
+            parse_gpu_info("{'Gpus': [{'MemoryInfo': {'SizeInMiB': 24576}}]}"),
+            (None, Some(24576))
+        );
         assert_eq!(parse_gpu_info("H100"), (Some("H100".into()), None));
         assert_eq!(parse_gpu_info(""), (None, None));
         assert_eq!(parse_gpu_info("{'Name': '"), (None, None));

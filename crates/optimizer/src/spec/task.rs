@@ -1,0 +1,726 @@
+//! One task of a task file: the top-level fields (`name`, `envs`, `secrets`, `setup`, `run`,
+//! `resources`, ...) and our extensions (`depends_on`, `inputs`/`outputs` sizes, `duration`), with
+//! the secret handling that keeps secret values out of logs, plans and `--json`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+use super::error::{Position, SpecError};
+use super::resources::{Alternatives, ResourcesSpec, parse_resources};
+use super::yaml::{Ctx, Node, Value, child, describe_kind, index, scalar_text};
+
+/// What secret values are shown as.
+pub const REDACTED: &str = "<redacted>";
+
+/// Top-level keys of a task.
+const TASK_KEYS: &[&str] = &[
+    "name",
+    "workdir",
+    "num_nodes",
+    "envs",
+    "secrets",
+    "file_mounts",
+    "setup",
+    "run",
+    "resources",
+    "config",
+    "depends_on",
+    "inputs",
+    "outputs",
+    "duration",
+];
+
+/// Resource keys, for a hint when one is written at the top level by mistake.
+const RESOURCE_KEYS_ELSEWHERE: &[(&str, &str)] = &[
+    ("accelerators", "resources.accelerators"),
+    ("gpus", "resources.accelerators"),
+    ("cpus", "resources.cpus"),
+    ("memory", "resources.memory"),
+    ("infra", "resources.infra"),
+    ("cloud", "resources.cloud"),
+    ("region", "resources.region"),
+    ("zone", "resources.zone"),
+    ("instance_type", "resources.instance_type"),
+    ("use_spot", "resources.use_spot"),
+    ("disk_size", "resources.disk_size"),
+    ("ports", "resources.ports"),
+    ("image_id", "resources.image_id"),
+    ("labels", "resources.labels"),
+    ("max_hourly_cost", "resources.max_hourly_cost"),
+    ("any_of", "resources.any_of"),
+    ("ordered", "resources.ordered"),
+];
+
+const STORAGE_KEYS: &[&str] = &["name", "source", "store", "mode", "persistent", "config", "_force_delete"];
+const DURATION_EXPECTED: &str = "a positive number of hours, or a duration like 90m, 2h, 1h30m or 30s";
+const DATA_EXPECTED: &str = "a size in GB (e.g. 100), or a one-entry mapping {PATH_OR_URI: SIZE_GB}";
+
+/// A string that never shows itself: `Debug`, `Display` and `Serialize` print `<redacted>`.
+/// The value is reachable only through [`SecretString::expose`].
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        SecretString(value.into())
+    }
+
+    /// The secret value. Pass it to the process that needs it; never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl fmt::Display for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for SecretString {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+/// Whether an env name looks like it holds a credential: `*_TOKEN`, `*_KEY`, `*_SECRET`,
+/// `*PASSWORD*` (and bare `TOKEN`, `KEY`, `SECRET`), any case. Such envs are treated as secrets.
+///
+/// ```
+/// use skyplan_optimizer::spec::is_secret_env;
+/// assert!(is_secret_env("HF_TOKEN") && is_secret_env("aws_secret_access_key") && is_secret_env("DB_PASSWORD_FILE"));
+/// assert!(!is_secret_env("MODEL_NAME") && !is_secret_env("TOKENIZER"));
+/// ```
+pub fn is_secret_env(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper.ends_with("_TOKEN")
+        || upper.ends_with("_KEY")
+        || upper.ends_with("_SECRET")
+        || upper.contains("PASSWORD")
+        || matches!(upper.as_str(), "TOKEN" | "KEY" | "SECRET")
+}
+
+/// Replaces every occurrence of each secret value in `text` with `<redacted>` (longest values
+/// first, empty values ignored). For log lines and other text that might echo a secret.
+///
+/// ```
+/// use skyplan_optimizer::spec::redact_text;
+/// assert_eq!(redact_text("login hf_abc ok", &["hf_abc"]), "login <redacted> ok");
+/// ```
+pub fn redact_text(text: &str, secrets: &[&str]) -> String {
+    let mut values: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+    values.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_string();
+    for value in values {
+        if out.contains(value) {
+            out = out.replace(value, REDACTED);
+        }
+    }
+    out
+}
+
+/// Whether `name` is a valid environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).
+pub fn is_valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// One `file_mounts` entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileMount {
+    /// A local path or a bucket URI (`s3://...`, `gs://...`) copied or mounted as is.
+    Source(String),
+    /// A storage object (`name`, `source`, `store`, `mode`, `persistent`), kept as written.
+    Storage(BTreeMap<String, serde_json::Value>),
+}
+
+/// Where things were written, for errors found after parsing (missing env values, unknown
+/// dependencies). Empty for tasks built in code.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SpecLocations {
+    /// Where the task's document starts.
+    pub task: Position,
+    /// Where `name` is.
+    pub name: Option<Position>,
+    /// Where each env is declared.
+    pub envs: BTreeMap<String, Position>,
+    /// Where each secret is declared.
+    pub secrets: BTreeMap<String, Position>,
+    /// Where each `depends_on` entry is, parallel to [`TaskSpec::depends_on`].
+    pub depends_on: Vec<Position>,
+}
+
+/// One task, as SkyPilot's task YAML describes it (plus `depends_on`, `inputs`/`outputs` sizes
+/// and `duration`).
+///
+/// `Debug` and `Serialize` redact secrets and token-like envs ([`is_secret_env`]).
+#[derive(Clone, PartialEq)]
+pub struct TaskSpec {
+    /// Task name; needed to be referenced by `depends_on`.
+    pub name: Option<String>,
+    /// Local directory synced to the node's working directory.
+    pub workdir: Option<String>,
+    /// Nodes, all placed together. Default 1.
+    pub num_nodes: u32,
+    /// Environment; `None` = declared without a value, to be given with `--env NAME=VALUE`.
+    /// Values of token-like names ([`is_secret_env`]) are secrets.
+    pub envs: BTreeMap<String, Option<String>>,
+    /// Secret environment; `None` = to be given with `--env NAME=VALUE`.
+    pub secrets: BTreeMap<String, Option<SecretString>>,
+    /// Remote path → what to put there.
+    pub file_mounts: BTreeMap<String, FileMount>,
+    /// Commands run once when the node is set up.
+    pub setup: Option<String>,
+    /// Commands that are the job.
+    pub run: Option<String>,
+    /// What the task needs and where it may run.
+    pub resources: ResourcesSpec,
+    /// Names of tasks in the same file that must finish first (our extension).
+    pub depends_on: Vec<String>,
+    /// Data read, in GB (drives egress cost on DAG edges). Default 0.
+    pub inputs_gb: f64,
+    /// Data written, in GB. Default 0.
+    pub outputs_gb: f64,
+    /// Where the inputs are, when given as `{URI: SIZE}`.
+    pub inputs_uri: Option<String>,
+    /// Where the outputs go, when given as `{URI: SIZE}`.
+    pub outputs_uri: Option<String>,
+    /// Expected run time in hours (our extension). Default 1.
+    pub duration_hours: f64,
+    /// The task's `config` section, as written.
+    pub config: Option<serde_json::Value>,
+    /// Where fields were written, for later errors.
+    pub locations: SpecLocations,
+}
+
+impl Default for TaskSpec {
+    fn default() -> Self {
+        TaskSpec {
+            name: None,
+            workdir: None,
+            num_nodes: 1,
+            envs: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            file_mounts: BTreeMap::new(),
+            setup: None,
+            run: None,
+            resources: ResourcesSpec::default(),
+            depends_on: Vec::new(),
+            inputs_gb: 0.0,
+            outputs_gb: 0.0,
+            inputs_uri: None,
+            outputs_uri: None,
+            duration_hours: 1.0,
+            config: None,
+            locations: SpecLocations::default(),
+        }
+    }
+}
+
+impl TaskSpec {
+    /// The concrete resource requests this task may run on.
+    pub fn alternatives(&self) -> Alternatives {
+        self.resources.alternatives()
+    }
+
+    /// Whether the env or secret `name` is secret (declared under `secrets`, or token-like).
+    pub fn is_secret(&self, name: &str) -> bool {
+        self.secrets.contains_key(name) || is_secret_env(name)
+    }
+
+    /// Every secret value (from `secrets` and token-like envs), longest first, for scrubbing
+    /// text with [`redact_text`].
+    pub fn secret_values(&self) -> Vec<&str> {
+        let mut values: Vec<&str> = self
+            .secrets
+            .values()
+            .flatten()
+            .map(SecretString::expose)
+            .chain(
+                self.envs
+                    .iter()
+                    .filter(|(name, _)| is_secret_env(name))
+                    .filter_map(|(_, value)| value.as_deref()),
+            )
+            .filter(|v| !v.is_empty())
+            .collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.dedup();
+        values
+    }
+
+    /// Envs and secrets together, secret values replaced by `<redacted>`; for display.
+    pub fn redacted_envs(&self) -> BTreeMap<String, Option<String>> {
+        let mut out: BTreeMap<String, Option<String>> = self
+            .envs
+            .iter()
+            .map(|(name, value)| {
+                let shown = value.as_ref().map(|v| if is_secret_env(name) { REDACTED.to_string() } else { v.clone() });
+                (name.clone(), shown)
+            })
+            .collect();
+        for (name, value) in &self.secrets {
+            out.insert(name.clone(), value.as_ref().map(|_| REDACTED.to_string()));
+        }
+        out
+    }
+
+    /// `text` with this task's secret values replaced by `<redacted>`.
+    pub fn redact(&self, text: &str) -> String {
+        redact_text(text, &self.secret_values())
+    }
+
+    /// The environment the task's processes get: envs and secrets with their real values (null
+    /// ones left out). Hand it to the process or a Kubernetes Secret; never log it.
+    pub fn expose_env(&self) -> BTreeMap<String, String> {
+        let mut out: BTreeMap<String, String> = self
+            .envs
+            .iter()
+            .filter_map(|(name, value)| value.clone().map(|v| (name.clone(), v)))
+            .collect();
+        for (name, value) in &self.secrets {
+            if let Some(value) = value {
+                out.insert(name.clone(), value.expose().to_string());
+            }
+        }
+        out
+    }
+
+    /// The first env or secret still without a value, as a [`SpecError::MissingValue`].
+    pub fn check_values(&self) -> Result<(), SpecError> {
+        let missing_env = self.envs.iter().find(|(_, v)| v.is_none()).map(|(name, _)| ("envs", name));
+        let missing_secret = self.secrets.iter().find(|(_, v)| v.is_none()).map(|(name, _)| ("secrets", name));
+        let Some((section, name)) = missing_env.or(missing_secret) else { return Ok(()) };
+        let at = match section {
+            "envs" => self.locations.envs.get(name),
+            _ => self.locations.secrets.get(name),
+        }
+        .cloned()
+        .unwrap_or_else(|| self.locations.task.clone());
+        Err(SpecError::MissingValue { at, path: child(section, name), name: name.clone() })
+    }
+}
+
+/// A view of a task with secrets redacted, for `Debug` and `Serialize`.
+#[derive(Debug, Serialize)]
+struct RedactedTask<'a> {
+    name: &'a Option<String>,
+    workdir: &'a Option<String>,
+    num_nodes: u32,
+    envs: BTreeMap<String, Option<String>>,
+    secrets: &'a BTreeMap<String, Option<SecretString>>,
+    file_mounts: &'a BTreeMap<String, FileMount>,
+    setup: &'a Option<String>,
+    run: &'a Option<String>,
+    resources: &'a ResourcesSpec,
+    depends_on: &'a Vec<String>,
+    inputs_gb: f64,
+    outputs_gb: f64,
+    inputs_uri: &'a Option<String>,
+    outputs_uri: &'a Option<String>,
+    duration_hours: f64,
+    config: &'a Option<serde_json::Value>,
+}
+
+impl TaskSpec {
+    fn redacted_view(&self) -> RedactedTask<'_> {
+        RedactedTask {
+            name: &self.name,
+            workdir: &self.workdir,
+            num_nodes: self.num_nodes,
+            envs: self
+                .envs
+                .iter()
+                .map(|(name, value)| {
+                    let shown =
+                        value.as_ref().map(|v| if is_secret_env(name) { REDACTED.to_string() } else { v.clone() });
+                    (name.clone(), shown)
+                })
+                .collect(),
+            secrets: &self.secrets,
+            file_mounts: &self.file_mounts,
+            setup: &self.setup,
+            run: &self.run,
+            resources: &self.resources,
+            depends_on: &self.depends_on,
+            inputs_gb: self.inputs_gb,
+            outputs_gb: self.outputs_gb,
+            inputs_uri: &self.inputs_uri,
+            outputs_uri: &self.outputs_uri,
+            duration_hours: self.duration_hours,
+            config: &self.config,
+        }
+    }
+}
+
+impl fmt::Debug for TaskSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let view = self.redacted_view();
+        f.write_str("TaskSpec ")?;
+        fmt::Debug::fmt(&view, f)
+    }
+}
+
+impl Serialize for TaskSpec {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.redacted_view().serialize(serializer)
+    }
+}
+
+/// Parses a duration into hours: a bare number is hours; otherwise number+unit parts (`s`, `m`,
+/// `h`, `d` and their long forms), e.g. `90m`, `1h30m`, `1.5h`. Must be positive.
+///
+/// ```
+/// use skyplan_optimizer::spec::parse_duration_hours;
+/// assert_eq!(parse_duration_hours("90m").unwrap(), 1.5);
+/// assert_eq!(parse_duration_hours("1h30m").unwrap(), 1.5);
+/// assert_eq!(parse_duration_hours("2").unwrap(), 2.0);
+/// assert!(parse_duration_hours("0s").is_err() && parse_duration_hours("soon").is_err());
+/// ```
+pub fn parse_duration_hours(text: &str) -> Result<f64, String> {
+    let bad = || DURATION_EXPECTED.to_string();
+    let text = text.trim();
+    if let Ok(hours) = text.parse::<f64>() {
+        return if hours.is_finite() && hours > 0.0 { Ok(hours) } else { Err(bad()) };
+    }
+    let mut rest = text;
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().map_err(|_| bad())?;
+        rest = rest[number_len..].trim_start();
+        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let per_hour = match rest[..unit_len].to_ascii_lowercase().as_str() {
+            "s" | "sec" | "secs" | "second" | "seconds" => 1.0 / 3600.0,
+            "m" | "min" | "mins" | "minute" | "minutes" => 1.0 / 60.0,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 1.0,
+            "d" | "day" | "days" => 24.0,
+            _ => return Err(bad()),
+        };
+        total += number * per_hour;
+        rest = rest[unit_len..].trim_start();
+    }
+    if total.is_finite() && total > 0.0 { Ok(total) } else { Err(bad()) }
+}
+
+/// Parses a data size in GB: a number, or a string with an optional `MB`/`GB`/`TB` unit.
+fn parse_size_gb(text: &str) -> Option<f64> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (number, scale) = if let Some(n) = lower.strip_suffix("tb") {
+        (n, 1000.0)
+    } else if let Some(n) = lower.strip_suffix("gb") {
+        (n, 1.0)
+    } else if let Some(n) = lower.strip_suffix("mb") {
+        (n, 0.001)
+    } else {
+        (lower.as_str(), 1.0)
+    };
+    number.trim().parse::<f64>().ok().map(|n| n * scale).filter(|n| n.is_finite() && *n >= 0.0)
+}
+
+/// Parses one task document.
+pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecError> {
+    const EXPECTED: &str = "a mapping of task fields (name, resources, setup, run, ...)";
+    if !matches!(node.value, Value::Map(_)) {
+        return Err(ctx.invalid(node, "task", EXPECTED));
+    }
+    let entries = ctx.mapping(node, "", EXPECTED)?;
+    let mut task = TaskSpec { locations: SpecLocations { task: ctx.at(node), ..SpecLocations::default() }, ..TaskSpec::default() };
+    for entry in &entries {
+        let path = entry.key.as_str();
+        let value = entry.value;
+        match path {
+            "name" => {
+                task.name = match value.value {
+                    Value::Null => None,
+                    _ => Some(ctx.non_empty_string(value, path, "a task name")?.trim().to_string()),
+                };
+                task.locations.name = Some(ctx.at(value));
+            }
+            "workdir" => task.workdir = ctx.opt_string(value, path, "a local directory path")?,
+            "num_nodes" => {
+                let nodes = match &value.value {
+                    Value::Null => Some(1),
+                    Value::Int(i) => u32::try_from(*i).ok(),
+                    Value::Str(s) => s.trim().parse::<u32>().ok(),
+                    _ => None,
+                };
+                task.num_nodes = nodes
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| ctx.invalid(value, path, "a positive whole number of nodes, e.g. 2"))?;
+            }
+            "envs" | "secrets" => {
+                for env in ctx.mapping(value, path, "a mapping of NAME: value")? {
+                    let env_path = child(path, &env.key);
+                    if !is_valid_env_name(&env.key) {
+                        return Err(ctx.invalid(
+                            env.key_node,
+                            &env_path,
+                            "an env name made of letters, digits and _, not starting with a digit",
+                        ));
+                    }
+                    let text = match &env.value.value {
+                        Value::Null => None,
+                        Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_) => scalar_text(env.value),
+                        // Never echo the value: it may be a secret.
+                        _ => {
+                            return Err(ctx.invalid_found(
+                                env.value,
+                                &env_path,
+                                "a string, number, boolean or null",
+                                describe_kind(env.value),
+                            ));
+                        }
+                    };
+                    if path == "envs" {
+                        task.envs.insert(env.key.clone(), text);
+                        task.locations.envs.insert(env.key, ctx.at(env.key_node));
+                    } else {
+                        task.secrets.insert(env.key.clone(), text.map(SecretString::new));
+                        task.locations.secrets.insert(env.key, ctx.at(env.key_node));
+                    }
+                }
+            }
+            "file_mounts" => task.file_mounts = parse_file_mounts(ctx, value, path)?,
+            "setup" => task.setup = ctx.opt_string(value, path, "a shell script (string)")?,
+            "run" => task.run = ctx.opt_string(value, path, "a shell script (string)")?,
+            "resources" => task.resources = parse_resources(ctx, value, path)?,
+            "config" => {
+                task.config = match value.value {
+                    Value::Null => None,
+                    Value::Map(_) => Some(ctx.to_json(value, path)?),
+                    _ => return Err(ctx.invalid(value, path, "a mapping")),
+                }
+            }
+            "depends_on" => {
+                let items: Vec<&Node> = match &value.value {
+                    Value::Null => Vec::new(),
+                    Value::Seq(items) => items.iter().collect(),
+                    _ => vec![value],
+                };
+                let is_list = matches!(value.value, Value::Seq(_));
+                for (i, item) in items.into_iter().enumerate() {
+                    let item_path = if is_list { index(path, i) } else { path.to_string() };
+                    let name = ctx.non_empty_string(item, &item_path, "a task name or a list of task names")?;
+                    task.depends_on.push(name.trim().to_string());
+                    task.locations.depends_on.push(ctx.at(item));
+                }
+            }
+            "inputs" | "outputs" => {
+                let (uri, size) = parse_data(ctx, value, path)?;
+                if path == "inputs" {
+                    (task.inputs_uri, task.inputs_gb) = (uri, size);
+                } else {
+                    (task.outputs_uri, task.outputs_gb) = (uri, size);
+                }
+            }
+            "duration" => {
+                task.duration_hours = match &value.value {
+                    Value::Null => 1.0,
+                    Value::Int(_) | Value::Float(_) | Value::Str(_) => scalar_text(value)
+                        .and_then(|t| parse_duration_hours(&t).ok())
+                        .ok_or_else(|| ctx.invalid(value, path, DURATION_EXPECTED))?,
+                    _ => return Err(ctx.invalid(value, path, DURATION_EXPECTED)),
+                }
+            }
+            _ => return Err(ctx.unknown_key(entry, "", TASK_KEYS, RESOURCE_KEYS_ELSEWHERE)),
+        }
+    }
+    if let Some(name) = task.secrets.keys().find(|name| task.envs.contains_key(*name)) {
+        let at = task.locations.secrets.get(name).cloned().unwrap_or_default();
+        return Err(SpecError::Conflict {
+            at,
+            path: child("secrets", name),
+            message: "is also declared under envs; declare it once".to_string(),
+        });
+    }
+    Ok(task)
+}
+
+fn parse_data(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<(Option<String>, f64), SpecError> {
+    let size = |n: &Node, p: &str| -> Result<f64, SpecError> {
+        match &n.value {
+            Value::Null => Ok(0.0),
+            Value::Int(_) | Value::Float(_) | Value::Str(_) => {
+                scalar_text(n).and_then(|t| parse_size_gb(&t)).ok_or_else(|| ctx.invalid(n, p, DATA_EXPECTED))
+            }
+            _ => Err(ctx.invalid(n, p, DATA_EXPECTED)),
+        }
+    };
+    match &node.value {
+        Value::Map(_) => {
+            let entries = ctx.mapping(node, path, DATA_EXPECTED)?;
+            match entries.as_slice() {
+                [entry] => Ok((Some(entry.key.clone()), size(entry.value, &child(path, &entry.key))?)),
+                _ => Err(ctx.invalid_found(node, path, DATA_EXPECTED, format!("a mapping with {} entries", entries.len()))),
+            }
+        }
+        _ => Ok((None, size(node, path)?)),
+    }
+}
+
+fn parse_file_mounts(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<BTreeMap<String, FileMount>, SpecError> {
+    let mut mounts = BTreeMap::new();
+    for entry in ctx.mapping(node, path, "a mapping of REMOTE_PATH: SOURCE")? {
+        let entry_path = child(path, &entry.key);
+        if entry.key.trim().is_empty() {
+            return Err(ctx.invalid(entry.key_node, &entry_path, "a remote path"));
+        }
+        let mount = match &entry.value.value {
+            Value::Str(source) if !source.trim().is_empty() => FileMount::Source(source.clone()),
+            Value::Map(_) => {
+                let mut storage = BTreeMap::new();
+                for field in ctx.mapping(entry.value, &entry_path, "a storage mapping")? {
+                    let field_path = child(&entry_path, &field.key);
+                    match field.key.as_str() {
+                        "mode" => {
+                            let mode = ctx.string(field.value, &field_path, "one of MOUNT, COPY, MOUNT_CACHED")?;
+                            if !["MOUNT", "COPY", "MOUNT_CACHED"].contains(&mode.trim().to_ascii_uppercase().as_str()) {
+                                return Err(ctx.invalid(field.value, &field_path, "one of MOUNT, COPY, MOUNT_CACHED"));
+                            }
+                        }
+                        key if STORAGE_KEYS.contains(&key) => {}
+                        _ => return Err(ctx.unknown_key(&field, &entry_path, STORAGE_KEYS, &[])),
+                    }
+                    storage.insert(field.key.clone(), ctx.to_json(field.value, &field_path)?);
+                }
+                FileMount::Storage(storage)
+            }
+            _ => {
+                return Err(ctx.invalid(
+                    entry.value,
+                    &entry_path,
+                    "a local path or bucket URI, or a storage mapping (name, source, store, mode)",
+                ));
+            }
+        };
+        mounts.insert(entry.key, mount);
+    }
+    Ok(mounts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::yaml::load_documents;
+
+    fn task(yaml: &str) -> Result<TaskSpec, SpecError> {
+        let docs = load_documents(yaml, "t.yaml")?;
+        parse_task(Ctx { file: "t.yaml" }, &docs[0])
+    }
+
+    #[track_caller]
+    fn error(yaml: &str) -> String {
+        task(yaml).err().map(|e| e.to_string()).unwrap_or_else(|| panic!("no error for {yaml:?}"))
+    }
+
+    #[test]
+    fn durations() {
+        let hours = |yaml: &str| task(yaml).unwrap().duration_hours;
+        assert_eq!(hours("run: x\n"), 1.0);
+        assert_eq!(hours("duration: 2\n"), 2.0);
+        assert_eq!(hours("duration: 0.5\n"), 0.5);
+        assert_eq!(hours("duration: 90m\n"), 1.5);
+        assert_eq!(hours("duration: 2h\n"), 2.0);
+        assert_eq!(hours("duration: 30s\n"), 30.0 / 3600.0);
+        assert_eq!(hours("duration: 1d 2h\n"), 26.0);
+        assert_eq!(
+            error("duration: soon\n"),
+            "t.yaml:1:11: duration: expected a positive number of hours, or a duration like 90m, 2h, 1h30m or 30s, found \"soon\""
+        );
+        assert!(error("duration: -1\n").contains("found -1"));
+        assert!(error("duration: 0\n").contains("found 0"));
+        assert!(error("duration: 5x\n").contains("found \"5x\""));
+        assert!(error("duration: [1]\n").contains("found a list"));
+    }
+
+    #[test]
+    fn inputs_and_outputs() {
+        let t = task("inputs: {s3://bucket/data: 100}\noutputs: 2.5\n").unwrap();
+        assert_eq!((t.inputs_uri.as_deref(), t.inputs_gb), (Some("s3://bucket/data"), 100.0));
+        assert_eq!((t.outputs_uri, t.outputs_gb), (None, 2.5));
+        assert_eq!(task("inputs: 1TB\n").unwrap().inputs_gb, 1000.0);
+        assert_eq!(task("run: x\n").unwrap().inputs_gb, 0.0);
+        assert!(error("inputs: {a: 1, b: 2}\n").contains("inputs: expected a size in GB (e.g. 100), or a one-entry mapping {PATH_OR_URI: SIZE_GB}, found a mapping with 2 entries"));
+        assert!(error("outputs: {gs://x: -4}\n").starts_with("t.yaml:1:20: outputs.gs://x: expected a size"));
+    }
+
+    #[test]
+    fn envs_and_secrets() {
+        let t = task("envs:\n  A: 1\n  B: true\n  C:\n  D: \"x\"\n  API_KEY: k123\nsecrets:\n  DB_PASS: hunter2\n").unwrap();
+        assert_eq!(t.envs.get("A"), Some(&Some("1".to_string())));
+        assert_eq!(t.envs.get("B"), Some(&Some("true".to_string())));
+        assert_eq!(t.envs.get("C"), Some(&None));
+        assert_eq!(t.secrets.get("DB_PASS").and_then(|s| s.as_ref()).map(SecretString::expose), Some("hunter2"));
+        assert_eq!(t.secret_values(), vec!["hunter2", "k123"]);
+        let shown = t.redacted_envs();
+        assert_eq!(shown.get("API_KEY"), Some(&Some(REDACTED.to_string())));
+        assert_eq!(shown.get("DB_PASS"), Some(&Some(REDACTED.to_string())));
+        assert_eq!(shown.get("A"), Some(&Some("1".to_string())));
+        assert_eq!(t.redact("pw=hunter2 key=k123"), "pw=<redacted> key=<redacted>");
+        assert_eq!(t.expose_env().get("DB_PASS").map(String::as_str), Some("hunter2"));
+        assert_eq!(
+            t.check_values().unwrap_err().to_string(),
+            "t.yaml:5:3: envs.C: no value given; pass --env C=VALUE"
+        );
+        assert_eq!(
+            error("envs:\n  HF_TOKEN: [secret-value]\n"),
+            "t.yaml:2:13: envs.HF_TOKEN: expected a string, number, boolean or null, found a list"
+        );
+        assert!(error("envs:\n  1BAD: x\n").contains("envs.1BAD: expected an env name"));
+        assert!(error("envs: {A: 1}\nsecrets: {A: 2}\n").contains("secrets.A: is also declared under envs"));
+    }
+
+    #[test]
+    fn secrets_never_in_debug_or_json() {
+        let t = task("envs:\n  HF_TOKEN: hf_sekrit\n  MODEL: gemma\nsecrets:\n  WANDB: wandb_sekrit\n").unwrap();
+        let debug = format!("{t:?} {t:#?}");
+        let json = serde_json::to_string(&t).unwrap();
+        for text in [&debug, &json] {
+            assert!(!text.contains("sekrit"), "{text}");
+            assert!(text.contains("gemma") && text.contains(REDACTED), "{text}");
+        }
+        assert_eq!(format!("{}", SecretString::new("x")), REDACTED);
+    }
+
+    #[test]
+    fn top_level_fields() {
+        let t = task(
+            "name: train\nworkdir: .\nnum_nodes: 2\nsetup: pip install x\nrun: python t.py\n\
+             file_mounts:\n  /data: s3://bucket\n  /ckpt:\n    name: ckpt\n    mode: MOUNT\n\
+             config: {kubernetes: {pod_config: {spec: {}}}, n: [1, 2.5, null]}\ndepends_on: prep\n",
+        )
+        .unwrap();
+        assert_eq!(t.name.as_deref(), Some("train"));
+        assert_eq!(t.num_nodes, 2);
+        assert_eq!(t.file_mounts.get("/data"), Some(&FileMount::Source("s3://bucket".into())));
+        assert!(matches!(t.file_mounts.get("/ckpt"), Some(FileMount::Storage(s)) if s.len() == 2));
+        assert_eq!(t.config.as_ref().map(|c| c["n"][1].clone()), Some(serde_json::json!(2.5)));
+        assert_eq!(t.depends_on, vec!["prep".to_string()]);
+        assert!(error("num_nodes: 0\n").contains("num_nodes: expected a positive whole number of nodes"));
+        assert!(error("file_mounts:\n  /x:\n    mode: FAST\n").contains("file_mounts./x.mode: expected one of MOUNT"));
+        assert!(error("file_mounts:\n  /x:\n    sorce: a\n").contains("file_mounts./x.sorce: unknown key; did you mean \"source\"?"));
+        assert!(error("config: 3\n").contains("config: expected a mapping, found 3"));
+        assert!(error("run: [a]\n").contains("run: expected a shell script (string), found a list"));
+    }
+
+    #[test]
+    fn unknown_top_level_keys() {
+        assert_eq!(error("nmae: x\n"), "t.yaml:1:1: nmae: unknown key; did you mean \"name\"?");
+        assert_eq!(error("accelerators: L4\n"), "t.yaml:1:1: accelerators: unknown key; did you mean \"resources.accelerators\"?");
+        assert_eq!(error("acclerators: L4\n"), "t.yaml:1:1: acclerators: unknown key; did you mean \"resources.accelerators\"?");
+        assert!(error("zzz: 1\n").contains("unknown key; expected one of: name, workdir, num_nodes"));
+        assert_eq!(error("- a\n"), "t.yaml:1:1: task: expected a mapping of task fields (name, resources, setup, run, ...), found a list");
+    }
+}

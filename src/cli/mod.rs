@@ -1,0 +1,114 @@
+//! Command-line definitions (clap) and dispatch. Each subcommand lives in its own module.
+
+mod show_gpus;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Place GPU and CPU jobs on the cheapest place that can run them right now.
+#[derive(Debug, Parser)]
+#[command(name = "skyplan", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Use the catalog CSVs in DIR instead of the embedded catalog.
+    #[arg(long, global = true, env = "SKYPLAN_CATALOG_DIR", value_name = "DIR")]
+    pub catalog_dir: Option<PathBuf>,
+    /// Directory for skyplan's state and config [default: ~/.skyplan].
+    #[arg(long, global = true, env = "SKYPLAN_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (-v info, -vv debug); also SKYPLAN_LOG=filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List accelerators on offer, or every offer for one accelerator (cheapest first).
+    ShowGpus(show_gpus::Args),
+}
+
+/// Parses arguments, runs the command, prints errors, and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match &cli.command {
+        Command::ShowGpus(args) => show_gpus::run(&cli, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut message = format!("error: {err}");
+            for cause in err.chain().skip(1) {
+                message.push_str(&format!("\n  caused by: {cause}"));
+            }
+            let _ = writeln!(std::io::stderr(), "{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKYPLAN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Loads the catalog the global flags select, logging what loading resolved.
+pub fn load_catalog(cli: &Cli) -> anyhow::Result<skyplan::catalog::Catalog> {
+    let catalog = skyplan::load_catalog(cli.catalog_dir.as_deref())?;
+    for warning in &catalog.report().warnings {
+        // The embedded catalog's quirks are known and documented in data/README.md.
+        if cli.catalog_dir.is_some() {
+            tracing::warn!("{warning}");
+        } else {
+            tracing::debug!("{warning}");
+        }
+    }
+    Ok(catalog)
+}
+
+/// A closed stdout (`skyplan ... | head`) is not an error worth reporting.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .is_some_and(|e| e.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
+/// Writes `text` and a newline to stdout.
+pub fn print_text(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// Writes `value` as pretty JSON to stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
