@@ -7,6 +7,7 @@
 //! - K80, P4, P100, V100, T4 attach to N1 hosts, up to a vCPU/memory limit per GPU count.
 //! - TPUs are TPU VMs (instance type `TPU-VM`); the host costs nothing extra.
 //! - A GPU machine type is never a CPU-only offer, even when its GPUs cannot be priced.
+//! - A row that names its accelerators itself is taken as it is, price included.
 
 use std::collections::HashMap;
 
@@ -164,7 +165,23 @@ pub(crate) fn combine(file: &str, rows: Vec<Row>, report: &mut LoadReport) -> Ve
     };
 
     for host in &hosts {
-        if let Some((acc, count)) = machine_type_accelerators(&host.instance_type) {
+        if host.accelerator.is_some() {
+            // The row names its accelerators itself (a hand-written or future catalog row): its
+            // price is taken as the whole shape's price.
+            offers.push(Offer {
+                cloud: "gcp".to_string(),
+                region: host.region.clone(),
+                zone: host.zone.clone(),
+                instance_type: host.instance_type.clone(),
+                accelerator: host.accelerator.clone(),
+                accelerator_count: host.count,
+                vcpus: host.vcpus,
+                memory_gib: host.memory_gib,
+                accelerator_memory_mib: host.gpu_memory_mib,
+                price: host.price,
+                spot_price: host.spot_price,
+            });
+        } else if let Some((acc, count)) = machine_type_accelerators(&host.instance_type) {
             let key = (
                 acc.to_string(),
                 f64::from(count).to_bits(),

@@ -255,4 +255,18 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn example_clusters_file_is_valid() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/kubesim-clusters.yaml"
+        );
+        let file = ClustersFile::from_path(path).unwrap();
+        let names: Vec<&str> = file.clusters.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["gke-l4", "onprem-h100"]);
+        let h100 = &file.cluster("onprem-h100").unwrap().nodes[0];
+        assert_eq!(h100.node_names(), ["h100-0", "h100-1"]);
+        assert_eq!(h100.taints[0].effect, TaintEffect::NoSchedule);
+    }
 }

@@ -137,29 +137,6 @@ pub(crate) fn parse_milli(text: &str) -> Result<i128, &'static str> {
     Ok(sign * milli)
 }
 
-/// Formats milli-units the way `kubectl describe` shows them: `500m`, `2`, `16Gi` for whole binary
-/// multiples, else plain units.
-pub(crate) fn format_milli(milli: i128) -> String {
-    if milli % 1000 != 0 {
-        return format!("{milli}m");
-    }
-    let units = milli / 1000;
-    for (suffix, shift) in [
-        ("Ei", 60),
-        ("Pi", 50),
-        ("Ti", 40),
-        ("Gi", 30),
-        ("Mi", 20),
-        ("Ki", 10),
-    ] {
-        let step = 1i128 << shift;
-        if units != 0 && units % step == 0 {
-            return format!("{}{suffix}", units / step);
-        }
-    }
-    units.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,13 +173,5 @@ mod tests {
         }
         let err = Quantity::parse("12q").unwrap_err();
         assert_eq!(err.to_string(), "quantity \"12q\" is invalid: unknown suffix");
-    }
-
-    #[test]
-    fn formats_for_describe() {
-        assert_eq!(format_milli(500), "500m");
-        assert_eq!(format_milli(4000), "4");
-        assert_eq!(format_milli(16 * (1 << 30) * 1000), "16Gi");
-        assert_eq!(format_milli(1_000_000_000_000), "1000000000");
     }
 }

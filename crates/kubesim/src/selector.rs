@@ -4,8 +4,6 @@
 //! Parse errors become `400 BadRequest` answers. Field selectors accept only the fields the real API
 //! server indexes for each kind, so a selector that works here works against a real cluster.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +34,9 @@ fn valid_key(key: &str) -> bool {
     let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
     let name_ok = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         && name.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
         && name.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric);
     let prefix_ok = !key.contains('/') || crate::config::is_dns_subdomain(prefix);
@@ -47,7 +47,9 @@ fn valid_key(key: &str) -> bool {
 pub(crate) fn valid_label_value(value: &str) -> bool {
     value.is_empty()
         || (value.len() <= 63
-            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
             && value.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
             && value.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric))
 }
@@ -92,14 +94,28 @@ impl LabelSelector {
         for part in split_top_level(text)? {
             let part = part.trim();
             let bad = |why: &str| format!("unable to parse requirement: {part:?}: {why}");
-            let check_value = |v: &str| if valid_label_value(v) { Ok(v.to_owned()) } else { Err(bad("invalid label value")) };
+            let check_value = |v: &str| {
+                if valid_label_value(v) {
+                    Ok(v.to_owned())
+                } else {
+                    Err(bad("invalid label value"))
+                }
+            };
             let (key, op) = if let Some(key) = part.strip_prefix('!') {
                 (key.trim(), LabelOp::DoesNotExist)
             } else if let Some(open) = part.find('(') {
-                let close = part.rfind(')').filter(|c| *c == part.len() - 1).ok_or_else(|| bad("expected ')'"))?;
+                let close = part
+                    .rfind(')')
+                    .filter(|c| *c == part.len() - 1)
+                    .ok_or_else(|| bad("expected ')'"))?;
                 let head = part[..open].trim();
-                let (key, word) = head.rsplit_once(char::is_whitespace).ok_or_else(|| bad("expected 'in' or 'notin'"))?;
-                let values = part[open + 1..close].split(',').map(|v| check_value(v.trim())).collect::<Result<Vec<_>, _>>()?;
+                let (key, word) = head
+                    .rsplit_once(char::is_whitespace)
+                    .ok_or_else(|| bad("expected 'in' or 'notin'"))?;
+                let values = part[open + 1..close]
+                    .split(',')
+                    .map(|v| check_value(v.trim()))
+                    .collect::<Result<Vec<_>, _>>()?;
                 match word {
                     "in" => (key.trim(), LabelOp::In(values)),
                     "notin" => (key.trim(), LabelOp::NotIn(values)),
@@ -110,9 +126,15 @@ impl LabelSelector {
             } else if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 (key.trim(), LabelOp::Equals(check_value(value.trim())?))
             } else if let Some((key, value)) = part.split_once('>') {
-                (key.trim(), LabelOp::GreaterThan(value.trim().parse().map_err(|_| bad("expected an integer"))?))
+                (
+                    key.trim(),
+                    LabelOp::GreaterThan(value.trim().parse().map_err(|_| bad("expected an integer"))?),
+                )
             } else if let Some((key, value)) = part.split_once('<') {
-                (key.trim(), LabelOp::LessThan(value.trim().parse().map_err(|_| bad("expected an integer"))?))
+                (
+                    key.trim(),
+                    LabelOp::LessThan(value.trim().parse().map_err(|_| bad("expected an integer"))?),
+                )
             } else {
                 (part, LabelOp::Exists)
             };
@@ -143,8 +165,11 @@ impl LabelSelector {
 
     /// Whether `labels` (a plain map) satisfy the selector.
     #[cfg(test)]
-    pub(crate) fn matches_map(&self, labels: &BTreeMap<String, String>) -> bool {
-        let map = labels.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    pub(crate) fn matches_map(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        let map = labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
         self.matches(Some(&map))
     }
 }
@@ -199,8 +224,11 @@ mod tests {
 
     #[test]
     fn label_selector_syntax() {
-        let labels: BTreeMap<String, String> =
-            [("app", "web"), ("tier", "gpu"), ("n", "5")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let labels: std::collections::BTreeMap<String, String> =
+            [("app", "web"), ("tier", "gpu"), ("n", "5")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         let cases = [
             ("app=web", true),
             ("app==web,tier=gpu", true),
@@ -214,7 +242,11 @@ mod tests {
             ("", true),
         ];
         for (text, expect) in cases {
-            assert_eq!(LabelSelector::parse(text).unwrap().matches_map(&labels), expect, "{text}");
+            assert_eq!(
+                LabelSelector::parse(text).unwrap().matches_map(&labels),
+                expect,
+                "{text}"
+            );
         }
         for bad in ["app=we b", "tier in (a", "tier on (a)", "=x", "a>b", "app=web)"] {
             assert!(LabelSelector::parse(bad).is_err(), "{bad:?} should not parse");
@@ -225,10 +257,25 @@ mod tests {
     fn field_selector_syntax() {
         let supported = ["metadata.name", "spec.nodeName", "status.phase"];
         let pod = json!({"metadata": {"name": "p"}, "spec": {}, "status": {"phase": "Running"}});
-        assert!(FieldSelector::parse("metadata.name=p,status.phase!=Failed", &supported).unwrap().matches(&pod));
-        assert!(FieldSelector::parse("spec.nodeName=", &supported).unwrap().matches(&pod));
-        assert!(!FieldSelector::parse("spec.nodeName==n1", &supported).unwrap().matches(&pod));
-        assert_eq!(FieldSelector::parse("spec.foo=x", &supported).unwrap_err(), "field label not supported: spec.foo");
+        assert!(
+            FieldSelector::parse("metadata.name=p,status.phase!=Failed", &supported)
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(
+            FieldSelector::parse("spec.nodeName=", &supported)
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(
+            !FieldSelector::parse("spec.nodeName==n1", &supported)
+                .unwrap()
+                .matches(&pod)
+        );
+        assert_eq!(
+            FieldSelector::parse("spec.foo=x", &supported).unwrap_err(),
+            "field label not supported: spec.foo"
+        );
         assert!(FieldSelector::parse("nonsense", &supported).is_err());
     }
 }

@@ -1,1 +1,17 @@
-//! x
+//! Integration tests for kubesim, driven over HTTP by the real `kube` client, raw requests and stock
+//! `kubectl`. One binary; one module per concern:
+
+/// Shared helpers: start a simulator, build clients, poll with generous timeouts.
+mod util;
+
+/// Pods through the `kube` client: create/list/watch/log/delete, GPU fit and no-fit, kubelet behaviour.
+mod pods;
+
+/// Bad requests get proper `Status` answers (400, 404, 409, 410, 415, 422), never a crash.
+mod errors;
+
+/// Discovery, the simulator markers, several clusters and the kubeconfig.
+mod discovery;
+
+/// Stock `kubectl` against the simulator (skipped with a message when kubectl is not installed).
+mod kubectl;

@@ -1,2 +1,31 @@
-//! Task specs and the placement optimizer (work in progress: see the optimizer issue).
+//! Task specs and the placement optimizer.
+//!
+//! A [`TaskGraph`] (built in Rust, or from SkyPilot task YAML via [`spec`]) and a [`Policy`] go
+//! in; a [`Plan`] comes out: the cheapest feasible placement of every task on the catalog's
+//! offers, with ranked alternatives for failover. Exact fast paths handle one task, independent
+//! tasks and chains; everything else (DAGs with priced egress, shared capacity, time objectives)
+//! is an integer program solved by HiGHS.
+//!
+//! The optimizer does no IO and is deterministic: it gets data and returns a plan.
+
+mod candidates;
+pub mod egress;
+mod error;
+mod ilp;
+mod model;
+mod plan;
+mod solve;
 pub mod spec;
+
+pub use candidates::{Candidate, candidates, describe, normalize_cloud};
+pub use egress::{EgressKind, EgressPrices, Location};
+pub use error::OptimizerError;
+pub use model::{
+    AlternativeMode, Blocked, CapacityLimit, CapacityResource, Objective, Policy, Requirement, TaskGraph,
+    TaskId, TaskNode,
+};
+pub use plan::{ConsideredGroup, Placement, Plan, PlannedTask, SolverKind};
+pub use solve::{solve, solve_greedy};
+
+#[cfg(test)]
+mod tests;

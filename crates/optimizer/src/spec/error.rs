@@ -30,7 +30,9 @@ impl fmt::Display for Position {
 }
 
 fn did_you_mean(hint: &Option<String>) -> String {
-    hint.as_ref().map(|h| format!("; did you mean {h:?}?")).unwrap_or_default()
+    hint.as_ref()
+        .map(|h| format!("; did you mean {h:?}?"))
+        .unwrap_or_default()
 }
 
 fn unknown_key_help(hint: &Option<String>, expected: &str) -> String {
@@ -126,7 +128,10 @@ pub enum SpecError {
         name: String,
     },
     /// `depends_on` names a task that is not in the file.
-    #[error("{at}: {path}: no task named {name:?} in this file{}; named tasks: {known}", did_you_mean(hint))]
+    #[error(
+        "{at}: {path}: no task named {name:?} in this file{}; named tasks: {known}",
+        did_you_mean(hint)
+    )]
     UnknownDependency {
         /// The position of the dependency name.
         at: Position,
@@ -140,7 +145,9 @@ pub enum SpecError {
         known: String,
     },
     /// Two tasks share a name while `depends_on` needs names to be unique.
-    #[error("{at}: name: task name {name:?} is also used on line {first_line}; names must be unique when depends_on is used")]
+    #[error(
+        "{at}: name: task name {name:?} is also used on line {first_line}; names must be unique when depends_on is used"
+    )]
     DuplicateTaskName {
         /// The second task's `name`.
         at: Position,
@@ -158,7 +165,7 @@ pub enum SpecError {
         cycle: String,
     },
     /// A command-line override that cannot be parsed (`--env`, `--gpus`, `--infra`, ...).
-    #[error("{flag}: expected {expected}, found {found}")]
+    #[error("{flag}: expected {expected}, found {found}{}", did_you_mean(hint))]
     InvalidOverride {
         /// The flag, e.g. `--gpus`.
         flag: &'static str,
@@ -166,6 +173,8 @@ pub enum SpecError {
         expected: String,
         /// What was given (never an env value).
         found: String,
+        /// A close valid value, if any.
+        hint: Option<String>,
     },
 }
 
@@ -210,7 +219,11 @@ mod tests {
 
     #[test]
     fn position_display() {
-        let mut at = Position { file: "task.yaml".into(), line: Some(5), column: Some(3) };
+        let mut at = Position {
+            file: "task.yaml".into(),
+            line: Some(5),
+            column: Some(3),
+        };
         assert_eq!(at.to_string(), "task.yaml:5:3");
         at.column = None;
         assert_eq!(at.to_string(), "task.yaml:5");

@@ -29,7 +29,16 @@ use super::yaml::{Ctx, Entry, Node, Value, child, closest, describe, index, scal
 
 /// Cloud names `infra` and `cloud` accept, canonical spelling (`k8s` is an alias of
 /// `kubernetes`).
-pub const KNOWN_CLOUDS: &[&str] = &["aws", "gcp", "azure", "lambda", "runpod", "nebius", "kubernetes", "local"];
+pub const KNOWN_CLOUDS: &[&str] = &[
+    "aws",
+    "gcp",
+    "azure",
+    "lambda",
+    "runpod",
+    "nebius",
+    "kubernetes",
+    "local",
+];
 
 const INFRA_EXPECTED: &str = "CLOUD, CLOUD/REGION or CLOUD/REGION/ZONE (e.g. aws/us-east-1, gcp/*/us-central1-a, \
      k8s/my-context) where CLOUD is one of aws, gcp, azure, lambda, runpod, nebius, kubernetes (k8s), local or *";
@@ -91,7 +100,10 @@ pub struct PortRange {
 impl PortRange {
     /// One port.
     pub fn single(port: u16) -> Self {
-        PortRange { start: port, end: port }
+        PortRange {
+            start: port,
+            end: port,
+        }
     }
 }
 
@@ -111,7 +123,10 @@ impl FromStr for PortRange {
             _ => Err(PORTS_EXPECTED.to_string()),
         };
         let range = match text.split_once('-') {
-            Some((start, end)) => PortRange { start: port(start)?, end: port(end)? },
+            Some((start, end)) => PortRange {
+                start: port(start)?,
+                end: port(end)?,
+            },
             None => PortRange::single(port(text)?),
         };
         if range.start > range.end {
@@ -123,7 +138,11 @@ impl FromStr for PortRange {
 
 impl fmt::Display for PortRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.start == self.end { write!(f, "{}", self.start) } else { write!(f, "{}-{}", self.start, self.end) }
+        if self.start == self.end {
+            write!(f, "{}", self.start)
+        } else {
+            write!(f, "{}-{}", self.start, self.end)
+        }
     }
 }
 
@@ -304,9 +323,15 @@ impl ResourcesSpec {
     /// module docs for the rules). Always at least one request.
     pub fn alternatives(&self) -> Alternatives {
         let (outer, entries): (AlternativeMode, Vec<ResourceFields>) = if !self.any_of.is_empty() {
-            (AlternativeMode::AnyOf, self.any_of.iter().map(|e| self.base.overridden_by(e)).collect())
+            (
+                AlternativeMode::AnyOf,
+                self.any_of.iter().map(|e| self.base.overridden_by(e)).collect(),
+            )
         } else if !self.ordered.is_empty() {
-            (AlternativeMode::Ordered, self.ordered.iter().map(|e| self.base.overridden_by(e)).collect())
+            (
+                AlternativeMode::Ordered,
+                self.ordered.iter().map(|e| self.base.overridden_by(e)).collect(),
+            )
         } else {
             (AlternativeMode::Single, vec![self.base.clone()])
         };
@@ -345,7 +370,9 @@ impl ResourcesSpec {
 /// `k8s/` is the context.
 ///
 /// On error returns the expected form and, for a misspelled cloud, a corrected infra string.
-pub fn parse_infra(text: &str) -> Result<(Option<String>, Option<String>, Option<String>), (String, Option<String>)> {
+pub fn parse_infra(
+    text: &str,
+) -> Result<(Option<String>, Option<String>, Option<String>), (String, Option<String>)> {
     let trimmed = text.trim();
     let bad = || (INFRA_EXPECTED.to_string(), None);
     if trimmed.is_empty() {
@@ -368,7 +395,9 @@ pub fn parse_infra(text: &str) -> Result<(Option<String>, Option<String>, Option
         }
     };
     let any = |part: &str| (part != "*").then(|| part.to_string());
-    let Some(rest) = rest else { return Ok((cloud, None, None)) };
+    let Some(rest) = rest else {
+        return Ok((cloud, None, None));
+    };
     if cloud.as_deref() == Some("kubernetes") {
         let context = rest.trim();
         if context.is_empty() {
@@ -419,7 +448,10 @@ pub(crate) fn parse_resources(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<R
     let mut any_of_node = None;
     let mut ordered_node = None;
     let base = parse_fields(ctx, node, path, true, &mut any_of_node, &mut ordered_node)?;
-    let mut spec = ResourcesSpec { base: base.fields, ..ResourcesSpec::default() };
+    let mut spec = ResourcesSpec {
+        base: base.fields,
+        ..ResourcesSpec::default()
+    };
     if let (Some(_), Some((ordered_key, _))) = (any_of_node, ordered_node) {
         return Err(SpecError::Conflict {
             at: ctx.at(ordered_key),
@@ -427,8 +459,9 @@ pub(crate) fn parse_resources(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<R
             message: "cannot be combined with any_of; use one of them".to_string(),
         });
     }
-    for (list_node, is_any_of) in
-        [(any_of_node, true), (ordered_node, false)].into_iter().filter_map(|(n, any)| n.map(|(_, v)| (v, any)))
+    for (list_node, is_any_of) in [(any_of_node, true), (ordered_node, false)]
+        .into_iter()
+        .filter_map(|(n, any)| n.map(|(_, v)| (v, any)))
     {
         let name = if is_any_of { "any_of" } else { "ordered" };
         let list_path = child(path, name);
@@ -447,8 +480,15 @@ pub(crate) fn parse_resources(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<R
             let (mut nested_any, mut nested_ordered) = (None, None);
             let parsed = parse_fields(ctx, item, &item_path, false, &mut nested_any, &mut nested_ordered)?;
             // Reject the two accelerator mixes without one clear meaning (see the module docs).
-            let inherited = parsed.fields.accelerators.as_ref().or(spec.base.accelerators.as_ref());
-            let at_node = parsed.accelerators_node.or(base.accelerators_node).unwrap_or(item);
+            let inherited = parsed
+                .fields
+                .accelerators
+                .as_ref()
+                .or(spec.base.accelerators.as_ref());
+            let at_node = parsed
+                .accelerators_node
+                .or(base.accelerators_node)
+                .unwrap_or(item);
             let at_path = if parsed.accelerators_node.is_some() {
                 child(&item_path, "accelerators")
             } else {
@@ -511,15 +551,14 @@ fn parse_fields<'n>(
                     continue;
                 }
                 let text = ctx.string(value, &field_path, INFRA_EXPECTED)?;
-                let (cloud, region, zone) = parse_infra(&text).map_err(|(expected, hint)| {
-                    SpecError::InvalidValue {
+                let (cloud, region, zone) =
+                    parse_infra(&text).map_err(|(expected, hint)| SpecError::InvalidValue {
                         at: ctx.at(value),
                         path: field_path.clone(),
                         expected,
                         found: describe(value),
                         hint,
-                    }
-                })?;
+                    })?;
                 (fields.cloud, fields.region, fields.zone) = (cloud, region, zone);
             }
             "cloud" => {
@@ -540,7 +579,9 @@ fn parse_fields<'n>(
             "region" | "zone" => {
                 old_style = old_style.or(Some(entry));
                 let text = ctx.opt_string(value, &field_path, "a name, e.g. us-east-1")?;
-                let text = text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty() && t != "*");
+                let text = text
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty() && t != "*");
                 if entry.key == "region" {
                     fields.region = text;
                 } else {
@@ -553,7 +594,9 @@ fn parse_fields<'n>(
             }
             "cpus" => fields.cpus = parse_amount(ctx, value, &field_path)?,
             "memory" => fields.memory = parse_amount(ctx, value, &field_path)?,
-            "instance_type" => fields.instance_type = ctx.opt_string(value, &field_path, "an instance type name")?,
+            "instance_type" => {
+                fields.instance_type = ctx.opt_string(value, &field_path, "an instance type name")?
+            }
             "use_spot" => {
                 fields.use_spot = match value.value {
                     Value::Null => None,
@@ -563,23 +606,34 @@ fn parse_fields<'n>(
             "disk_size" => fields.disk_size_gb = parse_disk_size(ctx, value, &field_path)?,
             "ports" => fields.ports = parse_ports(ctx, value, &field_path)?,
             "image_id" => {
-                fields.image_id = ctx.opt_string(value, &field_path, "an image id, e.g. docker:ubuntu:22.04")?
+                fields.image_id =
+                    ctx.opt_string(value, &field_path, "an image id, e.g. docker:ubuntu:22.04")?
             }
             "labels" => fields.labels = parse_labels(ctx, value, &field_path)?,
             "max_hourly_cost" => fields.max_hourly_cost = parse_cost(ctx, value, &field_path)?,
-            "disk_tier" => check_choice(ctx, value, &field_path, &["low", "medium", "high", "ultra", "best"])?,
+            "disk_tier" => check_choice(
+                ctx,
+                value,
+                &field_path,
+                &["low", "medium", "high", "ultra", "best"],
+            )?,
             "network_tier" => check_choice(ctx, value, &field_path, &["standard", "best"])?,
             "autostop" => check_autostop(ctx, value, &field_path)?,
             "job_recovery" => check_job_recovery(ctx, value, &field_path)?,
             "any_of" | "ordered" if top => {
-                let slot = if entry.key == "any_of" { &mut *any_of } else { &mut *ordered };
+                let slot = if entry.key == "any_of" {
+                    &mut *any_of
+                } else {
+                    &mut *ordered
+                };
                 *slot = Some((entry.key_node, value));
             }
             "any_of" | "ordered" => {
                 return Err(SpecError::Conflict {
                     at: ctx.at(entry.key_node),
                     path: field_path,
-                    message: "any_of and ordered cannot be nested; write every alternative in one list".to_string(),
+                    message: "any_of and ordered cannot be nested; write every alternative in one list"
+                        .to_string(),
                 });
             }
             _ => return Err(ctx.unknown_key(entry, path, RESOURCE_KEYS, TASK_KEYS_ELSEWHERE)),
@@ -598,12 +652,23 @@ fn parse_fields<'n>(
             path: child(path, &later.key),
             message: format!(
                 "{} cannot be combined with {}; write the location once, e.g. infra: aws/us-east-1",
-                if later.key == "infra" { "infra" } else { later.key.as_str() },
-                if later.key == "infra" { old.key.as_str() } else { "infra" },
+                if later.key == "infra" {
+                    "infra"
+                } else {
+                    later.key.as_str()
+                },
+                if later.key == "infra" {
+                    old.key.as_str()
+                } else {
+                    "infra"
+                },
             ),
         });
     }
-    Ok(Parsed { fields, accelerators_node })
+    Ok(Parsed {
+        fields,
+        accelerators_node,
+    })
 }
 
 fn parse_accelerators(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<Option<AcceleratorSpec>, SpecError> {
@@ -628,7 +693,11 @@ fn parse_accelerators(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<Option<Ac
                 } else {
                     let (name, _) = one(entry.key_node, &entry_path)?;
                     if entry.key.contains(':') {
-                        return Err(ctx.invalid(entry.key_node, &entry_path, "NAME: COUNT without a count in the name"));
+                        return Err(ctx.invalid(
+                            entry.key_node,
+                            &entry_path,
+                            "NAME: COUNT without a count in the name",
+                        ));
                     }
                     (name, parse_count(ctx, entry.value, &entry_path)?)
                 };
@@ -663,7 +732,9 @@ fn parse_accelerators(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<Option<Ac
                 AcceleratorSpec::Ordered(list)
             }))
         }
-        Value::Bool(_) | Value::Int(_) | Value::Float(_) => Err(ctx.invalid(node, path, ACCELERATORS_EXPECTED)),
+        Value::Bool(_) | Value::Int(_) | Value::Float(_) => {
+            Err(ctx.invalid(node, path, ACCELERATORS_EXPECTED))
+        }
     }
 }
 
@@ -700,7 +771,9 @@ fn parse_disk_size(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<Option<u32>,
         Value::Str(s) => s.trim().trim_end_matches("GB").trim().parse::<u32>().ok(),
         _ => None,
     };
-    size.filter(|s| *s > 0).map(Some).ok_or_else(|| ctx.invalid(node, path, DISK_EXPECTED))
+    size.filter(|s| *s > 0)
+        .map(Some)
+        .ok_or_else(|| ctx.invalid(node, path, DISK_EXPECTED))
 }
 
 fn parse_ports(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<Option<Vec<PortRange>>, SpecError> {
@@ -729,7 +802,11 @@ fn parse_ports(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<Option<Vec<PortR
     }
 }
 
-fn parse_labels(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<Option<BTreeMap<String, String>>, SpecError> {
+fn parse_labels(
+    ctx: Ctx<'_>,
+    node: &Node,
+    path: &str,
+) -> Result<Option<BTreeMap<String, String>>, SpecError> {
     if node.value == Value::Null {
         return Ok(None);
     }
@@ -753,10 +830,14 @@ fn parse_cost(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<Option<Decimal>, 
         Value::Str(s) => Some(s.trim().trim_start_matches('$').trim().to_string()),
         _ => None,
     };
-    text.and_then(|t| Decimal::from_str(&t).or_else(|_| Decimal::from_scientific(&t)).ok())
-        .filter(|d| !d.is_sign_negative())
-        .map(Some)
-        .ok_or_else(|| ctx.invalid(node, path, COST_EXPECTED))
+    text.and_then(|t| {
+        Decimal::from_str(&t)
+            .or_else(|_| Decimal::from_scientific(&t))
+            .ok()
+    })
+    .filter(|d| !d.is_sign_negative())
+    .map(Some)
+    .ok_or_else(|| ctx.invalid(node, path, COST_EXPECTED))
 }
 
 fn check_choice(ctx: Ctx<'_>, node: &Node, path: &str, choices: &[&str]) -> Result<(), SpecError> {
@@ -783,7 +864,9 @@ fn check_autostop(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<(), SpecError
     match &node.value {
         Value::Null | Value::Bool(_) => Ok(()),
         Value::Int(i) if *i >= 0 => Ok(()),
-        Value::Str(s) if super::task::parse_duration_hours(s).is_ok() || super::yaml::parse_bool(s).is_some() => {
+        Value::Str(s)
+            if super::task::parse_duration_hours(s).is_ok() || super::yaml::parse_bool(s).is_some() =>
+        {
             Ok(())
         }
         Value::Map(_) => {
@@ -844,7 +927,11 @@ fn check_job_recovery(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<(), SpecE
             }
             Ok(())
         }
-        _ => Err(ctx.invalid(node, path, "a strategy name (failover, eager_next_region) or a mapping")),
+        _ => Err(ctx.invalid(
+            node,
+            path,
+            "a strategy name (failover, eager_next_region) or a mapping",
+        )),
     }
 }
 
@@ -855,13 +942,20 @@ mod tests {
 
     fn resources(yaml: &str) -> Result<ResourcesSpec, SpecError> {
         let docs = load_documents(yaml, "r.yaml")?;
-        let node = docs.into_iter().next().unwrap_or(Node { value: Value::Null, line: 0, column: 0 });
+        let node = docs.into_iter().next().unwrap_or(Node {
+            value: Value::Null,
+            line: 0,
+            column: 0,
+        });
         parse_resources(Ctx { file: "r.yaml" }, &node, "resources")
     }
 
     #[track_caller]
     fn error(yaml: &str) -> String {
-        resources(yaml).err().map(|e| e.to_string()).unwrap_or_else(|| panic!("no error for {yaml:?}"))
+        resources(yaml)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| panic!("no error for {yaml:?}"))
     }
 
     fn accel(name: &str, count: f64) -> Option<(String, f64)> {
@@ -874,26 +968,37 @@ mod tests {
         let s = |v: &str| Some(v.to_string());
         assert_eq!(p("aws"), (s("aws"), None, None));
         assert_eq!(p("AWS/us-east-1"), (s("aws"), s("us-east-1"), None));
-        assert_eq!(p("aws/us-east-1/us-east-1a"), (s("aws"), s("us-east-1"), s("us-east-1a")));
+        assert_eq!(
+            p("aws/us-east-1/us-east-1a"),
+            (s("aws"), s("us-east-1"), s("us-east-1a"))
+        );
         assert_eq!(p("gcp/*/us-central1-a"), (s("gcp"), None, s("us-central1-a")));
         assert_eq!(p("k8s"), (s("kubernetes"), None, None));
         assert_eq!(p("kubernetes"), (s("kubernetes"), None, None));
         assert_eq!(p("k8s/my-ctx"), (s("kubernetes"), s("my-ctx"), None));
-        assert_eq!(p("k8s/arn:aws:eks:us-east-1:1:cluster/prod"), (s("kubernetes"), s("arn:aws:eks:us-east-1:1:cluster/prod"), None));
+        assert_eq!(
+            p("k8s/arn:aws:eks:us-east-1:1:cluster/prod"),
+            (s("kubernetes"), s("arn:aws:eks:us-east-1:1:cluster/prod"), None)
+        );
         assert_eq!(p("*"), (None, None, None));
         assert_eq!(p("*/us-east-1"), (None, s("us-east-1"), None));
         assert!(parse_infra("").is_err());
         assert!(parse_infra("aws//x").is_err());
         assert!(parse_infra("aws/a/b/c").is_err());
         assert!(parse_infra("k8s/").is_err());
-        assert_eq!(parse_infra("awz/us-east-1").unwrap_err().1.as_deref(), Some("aws/us-east-1"));
+        assert_eq!(
+            parse_infra("awz/us-east-1").unwrap_err().1.as_deref(),
+            Some("aws/us-east-1")
+        );
     }
 
     #[test]
     fn unknown_cloud_in_infra_is_located_with_hint() {
         assert_eq!(
             error("infra: awz/us-east-1\n"),
-            format!("r.yaml:1:8: resources.infra: expected {INFRA_EXPECTED}, found \"awz/us-east-1\"; did you mean \"aws/us-east-1\"?")
+            format!(
+                "r.yaml:1:8: resources.infra: expected {INFRA_EXPECTED}, found \"awz/us-east-1\"; did you mean \"aws/us-east-1\"?"
+            )
         );
         assert!(error("cloud: gpc\n").ends_with("found \"gpc\"; did you mean \"gcp\"?"));
     }
@@ -913,12 +1018,19 @@ mod tests {
     #[test]
     fn accelerator_forms() {
         let single = |yaml: &str| resources(yaml).unwrap().alternatives();
-        for yaml in ["accelerators: H100:8\n", "accelerators: {H100: 8}\n", "accelerators:\n  H100: 8\n"] {
+        for yaml in [
+            "accelerators: H100:8\n",
+            "accelerators: {H100: 8}\n",
+            "accelerators:\n  H100: 8\n",
+        ] {
             let alts = single(yaml);
             assert_eq!(alts.mode, AlternativeMode::Single, "{yaml}");
             assert_eq!(alts.requests[0].accelerator, accel("H100", 8.0), "{yaml}");
         }
-        assert_eq!(single("accelerators: H100\n").requests[0].accelerator, accel("H100", 1.0));
+        assert_eq!(
+            single("accelerators: H100\n").requests[0].accelerator,
+            accel("H100", 1.0)
+        );
         assert_eq!(single("accelerators: [L4:2]\n").mode, AlternativeMode::Single);
 
         let set = single("accelerators: {L4, A10G:2}\n");
@@ -933,7 +1045,10 @@ mod tests {
         let list = single("accelerators: [L4:1, {A10G: 1}, T4]\n");
         assert_eq!(list.mode, AlternativeMode::Ordered);
         let names: Vec<_> = list.requests.iter().map(|r| r.accelerator.clone()).collect();
-        assert_eq!(names, vec![accel("L4", 1.0), accel("A10G", 1.0), accel("T4", 1.0)]);
+        assert_eq!(
+            names,
+            vec![accel("L4", 1.0), accel("A10G", 1.0), accel("T4", 1.0)]
+        );
     }
 
     #[test]
@@ -943,8 +1058,14 @@ mod tests {
             "r.yaml:1:15: resources.accelerators: expected NAME:COUNT with a positive number, e.g. L4:1, found \"L4:x\""
         );
         assert!(error("accelerators: L4:0\n").contains("found \"L4:0\""));
-        assert!(error("accelerators: {L4: -1}\n").starts_with("r.yaml:1:20: resources.accelerators.L4: expected a positive"));
-        assert!(error("accelerators: [L4:1, 3]\n").starts_with("r.yaml:1:22: resources.accelerators[1]: expected"));
+        assert!(
+            error("accelerators: {L4: -1}\n")
+                .starts_with("r.yaml:1:20: resources.accelerators.L4: expected a positive")
+        );
+        assert!(
+            error("accelerators: [L4:1, 3]\n")
+                .starts_with("r.yaml:1:22: resources.accelerators[1]: expected")
+        );
         assert!(error("accelerators: []\n").contains("found a list"));
         assert!(error("accelerators: 4\n").contains("found 4"));
     }
@@ -954,7 +1075,10 @@ mod tests {
         let spec = resources("cpus: 4+\nmemory: 16\n").unwrap();
         assert_eq!(spec.base.cpus, Some(Amount::at_least(4.0)));
         assert_eq!(spec.base.memory, Some(Amount::exactly(16.0)));
-        assert_eq!(resources("cpus: 0.5\n").unwrap().base.cpus, Some(Amount::exactly(0.5)));
+        assert_eq!(
+            resources("cpus: 0.5\n").unwrap().base.cpus,
+            Some(Amount::exactly(0.5))
+        );
         assert_eq!(
             error("cpus: -1\n"),
             "r.yaml:1:7: resources.cpus: expected a positive number, optionally followed by + (e.g. 4 or 4+), found -1"
@@ -967,7 +1091,13 @@ mod tests {
     fn ports() {
         let ports = |yaml: &str| resources(yaml).unwrap().base.ports.unwrap();
         assert_eq!(ports("ports: 8000\n"), vec![PortRange::single(8000)]);
-        assert_eq!(ports("ports: \"8000-8010\"\n"), vec![PortRange { start: 8000, end: 8010 }]);
+        assert_eq!(
+            ports("ports: \"8000-8010\"\n"),
+            vec![PortRange {
+                start: 8000,
+                end: 8010
+            }]
+        );
         assert_eq!(ports("ports: [80, 443, 8000-8002, 80]\n").len(), 3);
         assert_eq!(
             error("ports: 99999\n"),
@@ -994,17 +1124,31 @@ mod tests {
         assert_eq!(request.docker_image(), Some("ubuntu"));
         assert_eq!(request.labels.get("tier").map(String::as_str), Some("1"));
         assert_eq!(request.max_hourly_cost, Some(Decimal::new(25, 1)));
-        assert!(error("use_spot: maybe\n").contains("resources.use_spot: expected true or false, found \"maybe\""));
+        assert!(
+            error("use_spot: maybe\n")
+                .contains("resources.use_spot: expected true or false, found \"maybe\"")
+        );
         assert!(error("disk_size: -5\n").contains("resources.disk_size: expected a positive whole number"));
-        assert!(error("max_hourly_cost: -1\n").contains("resources.max_hourly_cost: expected a non-negative"));
+        assert!(
+            error("max_hourly_cost: -1\n").contains("resources.max_hourly_cost: expected a non-negative")
+        );
         assert!(error("disk_tier: fast\n").contains("expected one of low, medium, high, ultra, best"));
-        assert!(error("autostop: {idle: 3}\n").contains("resources.autostop.idle: unknown key; did you mean \"idle_minutes\"?"));
+        assert!(
+            error("autostop: {idle: 3}\n")
+                .contains("resources.autostop.idle: unknown key; did you mean \"idle_minutes\"?")
+        );
     }
 
     #[test]
     fn unknown_keys() {
-        assert_eq!(error("acclerators: L4\n"), "r.yaml:1:1: resources.acclerators: unknown key; did you mean \"accelerators\"?");
-        assert_eq!(error("cpus: 2\nenvs: {}\n"), "r.yaml:2:1: resources.envs: unknown key; did you mean \"envs (at the top level)\"?");
+        assert_eq!(
+            error("acclerators: L4\n"),
+            "r.yaml:1:1: resources.acclerators: unknown key; did you mean \"accelerators\"?"
+        );
+        assert_eq!(
+            error("cpus: 2\nenvs: {}\n"),
+            "r.yaml:2:1: resources.envs: unknown key; did you mean \"envs (at the top level)\"?"
+        );
         assert!(error("qqq: 1\n").contains("unknown key; expected one of: infra, cloud,"));
     }
 
@@ -1042,13 +1186,24 @@ mod tests {
         .unwrap();
         let alts = spec.alternatives();
         assert_eq!(alts.mode, AlternativeMode::Ordered);
-        let got: Vec<_> = alts.requests.iter().map(|r| (r.accelerator.clone(), r.use_spot)).collect();
+        let got: Vec<_> = alts
+            .requests
+            .iter()
+            .map(|r| (r.accelerator.clone(), r.use_spot))
+            .collect();
         assert_eq!(
             got,
-            vec![(accel("H100", 8.0), true), (accel("A100-80GB", 8.0), true), (accel("A100", 8.0), false)]
+            vec![
+                (accel("H100", 8.0), true),
+                (accel("A100-80GB", 8.0), true),
+                (accel("A100", 8.0), false)
+            ]
         );
         // One entry is just a single request.
-        assert_eq!(resources("ordered:\n  - cpus: 2\n").unwrap().alternatives().mode, AlternativeMode::Single);
+        assert_eq!(
+            resources("ordered:\n  - cpus: 2\n").unwrap().alternatives().mode,
+            AlternativeMode::Single
+        );
         // No resources at all: one unconstrained request.
         let empty = resources("").unwrap().alternatives();
         assert_eq!((empty.mode, empty.requests.len()), (AlternativeMode::Single, 1));
@@ -1056,25 +1211,43 @@ mod tests {
 
     #[test]
     fn ambiguous_mixes_are_rejected() {
-        assert!(error("any_of:\n  - cpus: 2\nordered:\n  - cpus: 4\n").starts_with("r.yaml:3:1: resources.ordered: cannot be combined with any_of"));
+        assert!(
+            error("any_of:\n  - cpus: 2\nordered:\n  - cpus: 4\n")
+                .starts_with("r.yaml:3:1: resources.ordered: cannot be combined with any_of")
+        );
         assert!(
             error("any_of:\n  - accelerators: [L4, T4]\n")
                 .starts_with("r.yaml:2:19: resources.any_of[0].accelerators: an ordered accelerator list cannot be used inside any_of")
         );
         assert!(
-            error("accelerators: {L4, T4}\nordered:\n  - cpus: 2\n")
-                .starts_with("r.yaml:1:15: resources.accelerators: an accelerator set cannot be used inside ordered")
+            error("accelerators: {L4, T4}\nordered:\n  - cpus: 2\n").starts_with(
+                "r.yaml:1:15: resources.accelerators: an accelerator set cannot be used inside ordered"
+            )
         );
-        assert!(error("any_of:\n  - any_of: []\n").contains("resources.any_of[0].any_of: any_of and ordered cannot be nested"));
+        assert!(
+            error("any_of:\n  - any_of: []\n")
+                .contains("resources.any_of[0].any_of: any_of and ordered cannot be nested")
+        );
         assert!(error("any_of: []\n").contains("resources.any_of: expected a non-empty list"));
-        assert!(error("any_of: [4]\n").contains("resources.any_of[0]: expected a mapping of resource fields"));
+        assert!(
+            error("any_of: [4]\n").contains("resources.any_of[0]: expected a mapping of resource fields")
+        );
         // Built in code, the outer mode wins.
         let spec = ResourcesSpec {
             base: ResourceFields {
-                accelerators: Some(AcceleratorSpec::AnyOf(vec![("L4".into(), 1.0), ("T4".into(), 1.0)])),
+                accelerators: Some(AcceleratorSpec::AnyOf(vec![
+                    ("L4".into(), 1.0),
+                    ("T4".into(), 1.0),
+                ])),
                 ..ResourceFields::default()
             },
-            ordered: vec![ResourceFields::default(), ResourceFields { cpus: Some(Amount::exactly(2.0)), ..ResourceFields::default() }],
+            ordered: vec![
+                ResourceFields::default(),
+                ResourceFields {
+                    cpus: Some(Amount::exactly(2.0)),
+                    ..ResourceFields::default()
+                },
+            ],
             any_of: vec![],
         };
         let alts = spec.alternatives();

@@ -53,7 +53,15 @@ const RESOURCE_KEYS_ELSEWHERE: &[(&str, &str)] = &[
     ("ordered", "resources.ordered"),
 ];
 
-const STORAGE_KEYS: &[&str] = &["name", "source", "store", "mode", "persistent", "config", "_force_delete"];
+const STORAGE_KEYS: &[&str] = &[
+    "name",
+    "source",
+    "store",
+    "mode",
+    "persistent",
+    "config",
+    "_force_delete",
+];
 const DURATION_EXPECTED: &str = "a positive number of hours, or a duration like 90m, 2h, 1h30m or 30s";
 const DATA_EXPECTED: &str = "a size in GB (e.g. 100), or a one-entry mapping {PATH_OR_URI: SIZE_GB}";
 
@@ -266,7 +274,13 @@ impl TaskSpec {
             .envs
             .iter()
             .map(|(name, value)| {
-                let shown = value.as_ref().map(|v| if is_secret_env(name) { REDACTED.to_string() } else { v.clone() });
+                let shown = value.as_ref().map(|v| {
+                    if is_secret_env(name) {
+                        REDACTED.to_string()
+                    } else {
+                        v.clone()
+                    }
+                });
                 (name.clone(), shown)
             })
             .collect();
@@ -299,16 +313,30 @@ impl TaskSpec {
 
     /// The first env or secret still without a value, as a [`SpecError::MissingValue`].
     pub fn check_values(&self) -> Result<(), SpecError> {
-        let missing_env = self.envs.iter().find(|(_, v)| v.is_none()).map(|(name, _)| ("envs", name));
-        let missing_secret = self.secrets.iter().find(|(_, v)| v.is_none()).map(|(name, _)| ("secrets", name));
-        let Some((section, name)) = missing_env.or(missing_secret) else { return Ok(()) };
+        let missing_env = self
+            .envs
+            .iter()
+            .find(|(_, v)| v.is_none())
+            .map(|(name, _)| ("envs", name));
+        let missing_secret = self
+            .secrets
+            .iter()
+            .find(|(_, v)| v.is_none())
+            .map(|(name, _)| ("secrets", name));
+        let Some((section, name)) = missing_env.or(missing_secret) else {
+            return Ok(());
+        };
         let at = match section {
             "envs" => self.locations.envs.get(name),
             _ => self.locations.secrets.get(name),
         }
         .cloned()
         .unwrap_or_else(|| self.locations.task.clone());
-        Err(SpecError::MissingValue { at, path: child(section, name), name: name.clone() })
+        Err(SpecError::MissingValue {
+            at,
+            path: child(section, name),
+            name: name.clone(),
+        })
     }
 }
 
@@ -343,8 +371,13 @@ impl TaskSpec {
                 .envs
                 .iter()
                 .map(|(name, value)| {
-                    let shown =
-                        value.as_ref().map(|v| if is_secret_env(name) { REDACTED.to_string() } else { v.clone() });
+                    let shown = value.as_ref().map(|v| {
+                        if is_secret_env(name) {
+                            REDACTED.to_string()
+                        } else {
+                            v.clone()
+                        }
+                    });
                     (name.clone(), shown)
                 })
                 .collect(),
@@ -392,15 +425,23 @@ pub fn parse_duration_hours(text: &str) -> Result<f64, String> {
     let bad = || DURATION_EXPECTED.to_string();
     let text = text.trim();
     if let Ok(hours) = text.parse::<f64>() {
-        return if hours.is_finite() && hours > 0.0 { Ok(hours) } else { Err(bad()) };
+        return if hours.is_finite() && hours > 0.0 {
+            Ok(hours)
+        } else {
+            Err(bad())
+        };
     }
     let mut rest = text;
     let mut total = 0.0;
     while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let number: f64 = rest[..number_len].parse().map_err(|_| bad())?;
         rest = rest[number_len..].trim_start();
-        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
         let per_hour = match rest[..unit_len].to_ascii_lowercase().as_str() {
             "s" | "sec" | "secs" | "second" | "seconds" => 1.0 / 3600.0,
             "m" | "min" | "mins" | "minute" | "minutes" => 1.0 / 60.0,
@@ -411,7 +452,11 @@ pub fn parse_duration_hours(text: &str) -> Result<f64, String> {
         total += number * per_hour;
         rest = rest[unit_len..].trim_start();
     }
-    if total.is_finite() && total > 0.0 { Ok(total) } else { Err(bad()) }
+    if total.is_finite() && total > 0.0 {
+        Ok(total)
+    } else {
+        Err(bad())
+    }
 }
 
 /// Parses a data size in GB: a number, or a string with an optional `MB`/`GB`/`TB` unit.
@@ -426,7 +471,12 @@ fn parse_size_gb(text: &str) -> Option<f64> {
     } else {
         (lower.as_str(), 1.0)
     };
-    number.trim().parse::<f64>().ok().map(|n| n * scale).filter(|n| n.is_finite() && *n >= 0.0)
+    number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .map(|n| n * scale)
+        .filter(|n| n.is_finite() && *n >= 0.0)
 }
 
 /// Parses one task document.
@@ -436,7 +486,13 @@ pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecErro
         return Err(ctx.invalid(node, "task", EXPECTED));
     }
     let entries = ctx.mapping(node, "", EXPECTED)?;
-    let mut task = TaskSpec { locations: SpecLocations { task: ctx.at(node), ..SpecLocations::default() }, ..TaskSpec::default() };
+    let mut task = TaskSpec {
+        locations: SpecLocations {
+            task: ctx.at(node),
+            ..SpecLocations::default()
+        },
+        ..TaskSpec::default()
+    };
     for entry in &entries {
         let path = entry.key.as_str();
         let value = entry.value;
@@ -444,7 +500,11 @@ pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecErro
             "name" => {
                 task.name = match value.value {
                     Value::Null => None,
-                    _ => Some(ctx.non_empty_string(value, path, "a task name")?.trim().to_string()),
+                    _ => Some(
+                        ctx.non_empty_string(value, path, "a task name")?
+                            .trim()
+                            .to_string(),
+                    ),
                 };
                 task.locations.name = Some(ctx.at(value));
             }
@@ -472,7 +532,9 @@ pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecErro
                     }
                     let text = match &env.value.value {
                         Value::Null => None,
-                        Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_) => scalar_text(env.value),
+                        Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                            scalar_text(env.value)
+                        }
                         // Never echo the value: it may be a secret.
                         _ => {
                             return Err(ctx.invalid_found(
@@ -512,7 +574,8 @@ pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecErro
                 let is_list = matches!(value.value, Value::Seq(_));
                 for (i, item) in items.into_iter().enumerate() {
                     let item_path = if is_list { index(path, i) } else { path.to_string() };
-                    let name = ctx.non_empty_string(item, &item_path, "a task name or a list of task names")?;
+                    let name =
+                        ctx.non_empty_string(item, &item_path, "a task name or a list of task names")?;
                     task.depends_on.push(name.trim().to_string());
                     task.locations.depends_on.push(ctx.at(item));
                 }
@@ -552,9 +615,9 @@ fn parse_data(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<(Option<String>, 
     let size = |n: &Node, p: &str| -> Result<f64, SpecError> {
         match &n.value {
             Value::Null => Ok(0.0),
-            Value::Int(_) | Value::Float(_) | Value::Str(_) => {
-                scalar_text(n).and_then(|t| parse_size_gb(&t)).ok_or_else(|| ctx.invalid(n, p, DATA_EXPECTED))
-            }
+            Value::Int(_) | Value::Float(_) | Value::Str(_) => scalar_text(n)
+                .and_then(|t| parse_size_gb(&t))
+                .ok_or_else(|| ctx.invalid(n, p, DATA_EXPECTED)),
             _ => Err(ctx.invalid(n, p, DATA_EXPECTED)),
         }
     };
@@ -562,15 +625,27 @@ fn parse_data(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<(Option<String>, 
         Value::Map(_) => {
             let entries = ctx.mapping(node, path, DATA_EXPECTED)?;
             match entries.as_slice() {
-                [entry] => Ok((Some(entry.key.clone()), size(entry.value, &child(path, &entry.key))?)),
-                _ => Err(ctx.invalid_found(node, path, DATA_EXPECTED, format!("a mapping with {} entries", entries.len()))),
+                [entry] => Ok((
+                    Some(entry.key.clone()),
+                    size(entry.value, &child(path, &entry.key))?,
+                )),
+                _ => Err(ctx.invalid_found(
+                    node,
+                    path,
+                    DATA_EXPECTED,
+                    format!("a mapping with {} entries", entries.len()),
+                )),
             }
         }
         _ => Ok((None, size(node, path)?)),
     }
 }
 
-fn parse_file_mounts(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<BTreeMap<String, FileMount>, SpecError> {
+fn parse_file_mounts(
+    ctx: Ctx<'_>,
+    node: &Node,
+    path: &str,
+) -> Result<BTreeMap<String, FileMount>, SpecError> {
     let mut mounts = BTreeMap::new();
     for entry in ctx.mapping(node, path, "a mapping of REMOTE_PATH: SOURCE")? {
         let entry_path = child(path, &entry.key);
@@ -585,9 +660,16 @@ fn parse_file_mounts(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<BTreeMap<S
                     let field_path = child(&entry_path, &field.key);
                     match field.key.as_str() {
                         "mode" => {
-                            let mode = ctx.string(field.value, &field_path, "one of MOUNT, COPY, MOUNT_CACHED")?;
-                            if !["MOUNT", "COPY", "MOUNT_CACHED"].contains(&mode.trim().to_ascii_uppercase().as_str()) {
-                                return Err(ctx.invalid(field.value, &field_path, "one of MOUNT, COPY, MOUNT_CACHED"));
+                            let mode =
+                                ctx.string(field.value, &field_path, "one of MOUNT, COPY, MOUNT_CACHED")?;
+                            if !["MOUNT", "COPY", "MOUNT_CACHED"]
+                                .contains(&mode.trim().to_ascii_uppercase().as_str())
+                            {
+                                return Err(ctx.invalid(
+                                    field.value,
+                                    &field_path,
+                                    "one of MOUNT, COPY, MOUNT_CACHED",
+                                ));
                             }
                         }
                         key if STORAGE_KEYS.contains(&key) => {}
@@ -622,7 +704,10 @@ mod tests {
 
     #[track_caller]
     fn error(yaml: &str) -> String {
-        task(yaml).err().map(|e| e.to_string()).unwrap_or_else(|| panic!("no error for {yaml:?}"))
+        task(yaml)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| panic!("no error for {yaml:?}"))
     }
 
     #[test]
@@ -648,21 +733,33 @@ mod tests {
     #[test]
     fn inputs_and_outputs() {
         let t = task("inputs: {s3://bucket/data: 100}\noutputs: 2.5\n").unwrap();
-        assert_eq!((t.inputs_uri.as_deref(), t.inputs_gb), (Some("s3://bucket/data"), 100.0));
+        assert_eq!(
+            (t.inputs_uri.as_deref(), t.inputs_gb),
+            (Some("s3://bucket/data"), 100.0)
+        );
         assert_eq!((t.outputs_uri, t.outputs_gb), (None, 2.5));
         assert_eq!(task("inputs: 1TB\n").unwrap().inputs_gb, 1000.0);
         assert_eq!(task("run: x\n").unwrap().inputs_gb, 0.0);
         assert!(error("inputs: {a: 1, b: 2}\n").contains("inputs: expected a size in GB (e.g. 100), or a one-entry mapping {PATH_OR_URI: SIZE_GB}, found a mapping with 2 entries"));
-        assert!(error("outputs: {gs://x: -4}\n").starts_with("t.yaml:1:20: outputs.gs://x: expected a size"));
+        assert!(error("outputs: {gs://x: -4}\n").starts_with("t.yaml:1:19: outputs.gs://x: expected a size"));
     }
 
     #[test]
     fn envs_and_secrets() {
-        let t = task("envs:\n  A: 1\n  B: true\n  C:\n  D: \"x\"\n  API_KEY: k123\nsecrets:\n  DB_PASS: hunter2\n").unwrap();
+        let t = task(
+            "envs:\n  A: 1\n  B: true\n  C:\n  D: \"x\"\n  API_KEY: k123\nsecrets:\n  DB_PASS: hunter2\n",
+        )
+        .unwrap();
         assert_eq!(t.envs.get("A"), Some(&Some("1".to_string())));
         assert_eq!(t.envs.get("B"), Some(&Some("true".to_string())));
         assert_eq!(t.envs.get("C"), Some(&None));
-        assert_eq!(t.secrets.get("DB_PASS").and_then(|s| s.as_ref()).map(SecretString::expose), Some("hunter2"));
+        assert_eq!(
+            t.secrets
+                .get("DB_PASS")
+                .and_then(|s| s.as_ref())
+                .map(SecretString::expose),
+            Some("hunter2")
+        );
         assert_eq!(t.secret_values(), vec!["hunter2", "k123"]);
         let shown = t.redacted_envs();
         assert_eq!(shown.get("API_KEY"), Some(&Some(REDACTED.to_string())));
@@ -672,7 +769,7 @@ mod tests {
         assert_eq!(t.expose_env().get("DB_PASS").map(String::as_str), Some("hunter2"));
         assert_eq!(
             t.check_values().unwrap_err().to_string(),
-            "t.yaml:5:3: envs.C: no value given; pass --env C=VALUE"
+            "t.yaml:4:3: envs.C: no value given; pass --env C=VALUE"
         );
         assert_eq!(
             error("envs:\n  HF_TOKEN: [secret-value]\n"),
@@ -684,7 +781,8 @@ mod tests {
 
     #[test]
     fn secrets_never_in_debug_or_json() {
-        let t = task("envs:\n  HF_TOKEN: hf_sekrit\n  MODEL: gemma\nsecrets:\n  WANDB: wandb_sekrit\n").unwrap();
+        let t =
+            task("envs:\n  HF_TOKEN: hf_sekrit\n  MODEL: gemma\nsecrets:\n  WANDB: wandb_sekrit\n").unwrap();
         let debug = format!("{t:?} {t:#?}");
         let json = serde_json::to_string(&t).unwrap();
         for text in [&debug, &json] {
@@ -704,23 +802,47 @@ mod tests {
         .unwrap();
         assert_eq!(t.name.as_deref(), Some("train"));
         assert_eq!(t.num_nodes, 2);
-        assert_eq!(t.file_mounts.get("/data"), Some(&FileMount::Source("s3://bucket".into())));
+        assert_eq!(
+            t.file_mounts.get("/data"),
+            Some(&FileMount::Source("s3://bucket".into()))
+        );
         assert!(matches!(t.file_mounts.get("/ckpt"), Some(FileMount::Storage(s)) if s.len() == 2));
-        assert_eq!(t.config.as_ref().map(|c| c["n"][1].clone()), Some(serde_json::json!(2.5)));
+        assert_eq!(
+            t.config.as_ref().map(|c| c["n"][1].clone()),
+            Some(serde_json::json!(2.5))
+        );
         assert_eq!(t.depends_on, vec!["prep".to_string()]);
         assert!(error("num_nodes: 0\n").contains("num_nodes: expected a positive whole number of nodes"));
-        assert!(error("file_mounts:\n  /x:\n    mode: FAST\n").contains("file_mounts./x.mode: expected one of MOUNT"));
-        assert!(error("file_mounts:\n  /x:\n    sorce: a\n").contains("file_mounts./x.sorce: unknown key; did you mean \"source\"?"));
+        assert!(
+            error("file_mounts:\n  /x:\n    mode: FAST\n")
+                .contains("file_mounts./x.mode: expected one of MOUNT")
+        );
+        assert!(
+            error("file_mounts:\n  /x:\n    sorce: a\n")
+                .contains("file_mounts./x.sorce: unknown key; did you mean \"source\"?")
+        );
         assert!(error("config: 3\n").contains("config: expected a mapping, found 3"));
         assert!(error("run: [a]\n").contains("run: expected a shell script (string), found a list"));
     }
 
     #[test]
     fn unknown_top_level_keys() {
-        assert_eq!(error("nmae: x\n"), "t.yaml:1:1: nmae: unknown key; did you mean \"name\"?");
-        assert_eq!(error("accelerators: L4\n"), "t.yaml:1:1: accelerators: unknown key; did you mean \"resources.accelerators\"?");
-        assert_eq!(error("acclerators: L4\n"), "t.yaml:1:1: acclerators: unknown key; did you mean \"resources.accelerators\"?");
+        assert_eq!(
+            error("nmae: x\n"),
+            "t.yaml:1:1: nmae: unknown key; did you mean \"name\"?"
+        );
+        assert_eq!(
+            error("accelerators: L4\n"),
+            "t.yaml:1:1: accelerators: unknown key; did you mean \"resources.accelerators\"?"
+        );
+        assert_eq!(
+            error("acclerators: L4\n"),
+            "t.yaml:1:1: acclerators: unknown key; did you mean \"resources.accelerators\"?"
+        );
         assert!(error("zzz: 1\n").contains("unknown key; expected one of: name, workdir, num_nodes"));
-        assert_eq!(error("- a\n"), "t.yaml:1:1: task: expected a mapping of task fields (name, resources, setup, run, ...), found a list");
+        assert_eq!(
+            error("- a\n"),
+            "t.yaml:1:1: task: expected a mapping of task fields (name, resources, setup, run, ...), found a list"
+        );
     }
 }

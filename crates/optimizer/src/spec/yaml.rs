@@ -8,7 +8,9 @@
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter, NonFiniteFloatPolicy, Spanned, UserMessageFormatter};
+use serde_saphyr::{
+    DuplicateKeyPolicy, MessageFormatter, NonFiniteFloatPolicy, Spanned, UserMessageFormatter,
+};
 
 use super::error::{Position, SpecError};
 
@@ -80,7 +82,9 @@ impl<'de> Deserialize<'de> for Value {
             }
             fn visit_u128<E>(self, v: u128) -> Result<Value, E> {
                 // Beyond i128: keep the digits; every consumer rejects it as out of range anyway.
-                Ok(i128::try_from(v).map(Value::Int).unwrap_or_else(|_| Value::Str(v.to_string())))
+                Ok(i128::try_from(v)
+                    .map(Value::Int)
+                    .unwrap_or_else(|_| Value::Str(v.to_string())))
             }
             fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
                 Ok(Value::Float(v))
@@ -127,13 +131,16 @@ pub(crate) fn load_documents(text: &str, file: &str) -> Result<Vec<Node>, SpecEr
         // Keep env values such as `0755` and `1_000` exactly as written.
         leading_zero_numbers_as_strings: true,
         underscored_numbers_as_strings: true,
-        non_finite_floats: NonFiniteFloatPolicy::AsString,
+        non_finite_float_policy: NonFiniteFloatPolicy::AsString,
         // Duplicates are reported by `Ctx::mapping` in our own words.
         duplicate_keys: DuplicateKeyPolicy::PassThrough,
     };
     let documents: Vec<Node> = serde_saphyr::from_str_multiple_with_options(text, options)
         .map_err(|error| yaml_error(&error, file))?;
-    Ok(documents.into_iter().filter(|doc| doc.value != Value::Null).collect())
+    Ok(documents
+        .into_iter()
+        .filter(|doc| doc.value != Value::Null)
+        .collect())
 }
 
 fn yaml_error(error: &serde_saphyr::Error, file: &str) -> SpecError {
@@ -147,8 +154,14 @@ fn yaml_error(error: &serde_saphyr::Error, file: &str) -> SpecError {
     SpecError::Yaml {
         at: Position {
             file: file.to_string(),
-            line: location.map(|l| l.line()).and_then(|l| u32::try_from(l).ok()).filter(|&l| l > 0),
-            column: location.map(|l| l.column()).and_then(|c| u32::try_from(c).ok()).filter(|&c| c > 0),
+            line: location
+                .map(|l| l.line())
+                .and_then(|l| u32::try_from(l).ok())
+                .filter(|&l| l > 0),
+            column: location
+                .map(|l| l.column())
+                .and_then(|c| u32::try_from(c).ok())
+                .filter(|&c| c > 0),
         },
         message,
     }
@@ -156,7 +169,11 @@ fn yaml_error(error: &serde_saphyr::Error, file: &str) -> SpecError {
 
 /// Joins a field path and a key: `resources` + `cpus` = `resources.cpus`.
 pub(crate) fn child(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// Joins a field path and a list index: `resources.any_of` + 1 = `resources.any_of[1]`.
@@ -214,10 +231,16 @@ pub(crate) fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a s
     let lower = word.to_ascii_lowercase();
     candidates
         .into_iter()
-        .map(|candidate| (strsim::jaro_winkler(&lower, &candidate.to_ascii_lowercase()), candidate))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| candidate)
+        .filter_map(|candidate| {
+            let other = candidate.to_ascii_lowercase();
+            let similarity = strsim::jaro_winkler(&lower, &other);
+            let edits = strsim::damerau_levenshtein(&lower, &other);
+            let close = similarity >= 0.8 || edits <= (lower.len().min(other.len()) / 3).max(1);
+            // Fewest edits first, then the most similar; ties keep the earlier candidate.
+            close.then_some((edits, -similarity, candidate))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|(_, _, candidate)| candidate)
 }
 
 /// One entry of a mapping: the key as text, and the key and value nodes.
@@ -267,7 +290,12 @@ impl Ctx<'_> {
 
     /// The entries of a mapping node (null counts as empty), rejecting non-scalar and duplicate
     /// keys.
-    pub fn mapping<'n>(&self, node: &'n Node, path: &str, expected: &str) -> Result<Vec<Entry<'n>>, SpecError> {
+    pub fn mapping<'n>(
+        &self,
+        node: &'n Node,
+        path: &str,
+        expected: &str,
+    ) -> Result<Vec<Entry<'n>>, SpecError> {
         let pairs = match &node.value {
             Value::Map(pairs) => pairs,
             Value::Null => return Ok(Vec::new()),
@@ -297,7 +325,13 @@ impl Ctx<'_> {
 
     /// An unknown-key error, with a "did you mean" hint from `known` or, failing that, from
     /// `elsewhere` (keys that belong to another section, given with their full path).
-    pub fn unknown_key(&self, entry: &Entry<'_>, path: &str, known: &[&str], elsewhere: &[(&str, &str)]) -> SpecError {
+    pub fn unknown_key(
+        &self,
+        entry: &Entry<'_>,
+        path: &str,
+        known: &[&str],
+        elsewhere: &[(&str, &str)],
+    ) -> SpecError {
         let hint = closest(&entry.key, known.iter().copied())
             .map(|k| k.to_string())
             .or_else(|| {
@@ -309,7 +343,10 @@ impl Ctx<'_> {
             .or_else(|| {
                 let keys: Vec<&str> = elsewhere.iter().map(|(k, _)| *k).collect();
                 let key = closest(&entry.key, keys)?;
-                elsewhere.iter().find(|(k, _)| *k == key).map(|(_, full)| full.to_string())
+                elsewhere
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, full)| full.to_string())
             });
         SpecError::UnknownKey {
             at: self.at(entry.key_node),
@@ -407,12 +444,18 @@ mod tests {
     #[test]
     fn nodes_carry_locations() {
         let docs = load_documents("a: 1\nb:\n  - x\n  - {L4, A10G}\n", "t.yaml").unwrap();
-        let Value::Map(entries) = &docs[0].value else { panic!("not a map") };
+        let Value::Map(entries) = &docs[0].value else {
+            panic!("not a map")
+        };
         let (key, value) = &entries[1];
         assert_eq!((key.line, key.column), (2, 1));
-        let Value::Seq(items) = &value.value else { panic!("not a seq") };
+        let Value::Seq(items) = &value.value else {
+            panic!("not a seq")
+        };
         assert_eq!((items[1].line, items[1].column), (4, 5));
-        let Value::Map(set) = &items[1].value else { panic!("not a set") };
+        let Value::Map(set) = &items[1].value else {
+            panic!("not a set")
+        };
         assert_eq!(set[1].0.value, Value::Str("A10G".into()));
         assert_eq!(set[1].1.value, Value::Null);
     }
@@ -420,7 +463,9 @@ mod tests {
     #[test]
     fn yaml_1_1_booleans_and_odd_numbers_stay_strings() {
         let docs = load_documents("y: yes\nmode: 0755\nbig: 1_000\ninf: .inf\n", "t.yaml").unwrap();
-        let Value::Map(entries) = &docs[0].value else { panic!("not a map") };
+        let Value::Map(entries) = &docs[0].value else {
+            panic!("not a map")
+        };
         let values: Vec<&Value> = entries.iter().map(|(_, v)| &v.value).collect();
         assert_eq!(entries[0].0.value, Value::Str("y".into()));
         assert_eq!(values[0], &Value::Str("yes".into()));
@@ -442,12 +487,20 @@ mod tests {
         let docs = load_documents("a: 1\na: 2\n", "t.yaml").unwrap();
         let ctx = Ctx { file: "t.yaml" };
         let err = ctx.mapping(&docs[0], "", "a mapping").err().unwrap();
-        assert_eq!(err.to_string(), "t.yaml:2:1: a: duplicate key; the first one is on line 1");
+        assert_eq!(
+            err.to_string(),
+            "t.yaml:2:1: a: duplicate key; the first one is on line 1"
+        );
     }
 
     #[test]
     fn empty_documents_are_skipped() {
-        assert_eq!(load_documents("---\n---\na: 1\n---\n# only a comment\n", "t.yaml").unwrap().len(), 1);
+        assert_eq!(
+            load_documents("---\n---\na: 1\n---\n# only a comment\n", "t.yaml")
+                .unwrap()
+                .len(),
+            1
+        );
         assert!(load_documents("", "t.yaml").unwrap().is_empty());
     }
 }

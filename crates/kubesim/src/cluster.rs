@@ -1,0 +1,299 @@
+//! One simulated cluster at run time: its store, change notifications, and the scheduling loop that
+//! binds pending pods using the pure [`crate::scheduler`] core.
+//!
+//! Every write goes through [`Cluster::write`], which wakes watches, the scheduler and the kubelet
+//! after the store lock is released.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+
+use crate::config::ClusterSpec;
+use crate::kubelet::{ContainerLogs, PodRuntime};
+use crate::objects::node_from_spec;
+use crate::scheduler::{NodeInfo, PodRequirements, Scheduler};
+use crate::store::{Kind, Store, meta_str};
+use crate::util::{lock, new_uid, now_rfc3339};
+
+/// Namespaces every cluster starts with.
+const INITIAL_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// A simulated cluster.
+pub(crate) struct Cluster {
+    pub name: String,
+    store: Mutex<Store>,
+    /// The latest resourceVersion; watches wait on it.
+    pub changes: watch::Sender<u64>,
+    scheduler_wake: Notify,
+    pub kubelet_wake: Notify,
+    /// Container logs by (pod uid, container name).
+    pub logs: Mutex<HashMap<(String, String), ContainerLogs>>,
+    /// Bumped whenever a log grows or ends; log followers wait on it.
+    pub log_changes: watch::Sender<u64>,
+    /// Pods the kubelet has started, by uid.
+    pub runtimes: Mutex<HashMap<String, PodRuntime>>,
+    /// Becomes `true` when the simulator shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    /// `host:port` of the server, for discovery answers.
+    pub server_address: String,
+}
+
+impl Cluster {
+    pub(crate) fn new(
+        spec: &ClusterSpec,
+        shutdown: watch::Receiver<bool>,
+        server_address: String,
+        history_limit: usize,
+    ) -> Arc<Self> {
+        let mut store = Store::with_history_limit(history_limit);
+        for namespace in INITIAL_NAMESPACES {
+            let object = json!({
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": namespace, "uid": new_uid(), "creationTimestamp": now_rfc3339(),
+                             "labels": {"kubernetes.io/metadata.name": namespace}},
+                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"},
+            });
+            // The store is empty, so these cannot collide.
+            let _ = store.create(Kind::Namespace, object);
+        }
+        for node in &spec.nodes {
+            for name in node.node_names() {
+                let _ = store.create(Kind::Node, node_from_spec(node, &name));
+            }
+        }
+        let rv = store.resource_version();
+        Arc::new(Self {
+            name: spec.name.clone(),
+            store: Mutex::new(store),
+            changes: watch::Sender::new(rv),
+            scheduler_wake: Notify::new(),
+            kubelet_wake: Notify::new(),
+            logs: Mutex::new(HashMap::new()),
+            log_changes: watch::Sender::new(0),
+            runtimes: Mutex::new(HashMap::new()),
+            shutdown,
+            server_address,
+        })
+    }
+
+    /// Reads the store.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Store) -> R) -> R {
+        f(&lock(&self.store))
+    }
+
+    /// Writes the store, then wakes watches, the scheduler and the kubelet if anything changed.
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        let (result, before, after) = {
+            let mut store = lock(&self.store);
+            let before = store.resource_version();
+            let result = f(&mut store);
+            (result, before, store.resource_version())
+        };
+        if after != before {
+            self.changes.send_replace(after);
+            self.scheduler_wake.notify_one();
+            self.kubelet_wake.notify_one();
+        }
+        result
+    }
+
+    /// Bumps the log change counter so followers look again.
+    pub(crate) fn logs_changed(&self) {
+        self.log_changes.send_modify(|n| *n += 1);
+    }
+}
+
+/// Records a core/v1 Event about `involved` (a pod or node).
+pub(crate) fn record_event(
+    store: &mut Store,
+    involved: &Value,
+    event_type: &str,
+    reason: &str,
+    message: &str,
+    component: &str,
+    host: Option<&str>,
+) {
+    let now = now_rfc3339();
+    let name = meta_str(involved, "name");
+    let namespace = match meta_str(involved, "namespace") {
+        "" => "default",
+        ns => ns,
+    };
+    let nanos = crate::util::now().as_nanosecond();
+    let mut source = json!({"component": component});
+    if let Some(host) = host {
+        source["host"] = json!(host);
+    }
+    let event = json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": format!("{name}.{nanos:x}"), "namespace": namespace, "uid": new_uid(), "creationTimestamp": now},
+        "involvedObject": {
+            "kind": involved["kind"], "namespace": meta_str(involved, "namespace"), "name": name,
+            "uid": meta_str(involved, "uid"), "apiVersion": "v1", "resourceVersion": meta_str(involved, "resourceVersion"),
+        },
+        "reason": reason,
+        "message": message,
+        "source": source,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+        "type": event_type,
+        "reportingComponent": component,
+        "reportingInstance": host.unwrap_or(""),
+    });
+    if let Err(err) = store.create(Kind::Event, event) {
+        tracing::debug!(%reason, ?err, "event not recorded");
+    }
+}
+
+/// Sets a pod condition, keeping `lastTransitionTime` when the status does not change.
+pub(crate) fn set_condition(
+    pod: &mut Value,
+    kind: &str,
+    status: &str,
+    reason: Option<&str>,
+    message: Option<&str>,
+) {
+    if !pod["status"]["conditions"].is_array() {
+        pod["status"]["conditions"] = json!([]);
+    }
+    let Some(conditions) = pod["status"]["conditions"].as_array_mut() else {
+        return;
+    };
+    let mut condition =
+        json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now_rfc3339()});
+    if let Some(reason) = reason {
+        condition["reason"] = json!(reason);
+    }
+    if let Some(message) = message {
+        condition["message"] = json!(message);
+    }
+    match conditions.iter_mut().find(|c| c["type"] == kind) {
+        Some(existing) => {
+            if existing["status"] == status {
+                condition["lastTransitionTime"] = existing["lastTransitionTime"].clone();
+            }
+            *existing = condition;
+        }
+        None => conditions.push(condition),
+    }
+}
+
+fn is_terminal(pod: &Value) -> bool {
+    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+}
+
+/// One scheduling pass: binds every pending pod that fits, marks the rest unschedulable.
+pub(crate) fn schedule_pending(cluster: &Cluster) {
+    cluster.write(|store| {
+        let mut nodes = Vec::new();
+        for node in store.list(Kind::Node, None) {
+            match serde_json::from_value::<Node>(Value::clone(node))
+                .map_err(|e| e.to_string())
+                .and_then(|n| NodeInfo::from_node(&n))
+            {
+                Ok(info) => nodes.push(info),
+                Err(err) => {
+                    tracing::warn!(node = meta_str(node, "name"), %err, "node ignored by the scheduler")
+                }
+            }
+        }
+        let mut scheduler = Scheduler::new(nodes);
+        let mut pending = Vec::new();
+        for pod in store.list(Kind::Pod, None) {
+            if is_terminal(pod) {
+                continue;
+            }
+            let Ok(typed) = serde_json::from_value::<Pod>(Value::clone(pod)) else {
+                continue;
+            };
+            let Ok(requirements) = PodRequirements::from_pod(&typed) else {
+                continue;
+            };
+            let spec = typed.spec.unwrap_or_default();
+            match spec.node_name.as_deref() {
+                Some(node) if !node.is_empty() => {
+                    if let Some(index) = scheduler.node_index(node) {
+                        scheduler.assume(index, &requirements);
+                    }
+                }
+                _ if spec.scheduler_name.as_deref().unwrap_or("default-scheduler") == "default-scheduler" => {
+                    let created = meta_str(pod, "creationTimestamp").to_owned();
+                    let priority = spec.priority.unwrap_or(0);
+                    pending.push((-priority, created, pod.clone(), requirements));
+                }
+                _ => {}
+            }
+        }
+        pending.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        for (_, _, pod, requirements) in pending {
+            let (namespace, name) = (
+                meta_str(&pod, "namespace").to_owned(),
+                meta_str(&pod, "name").to_owned(),
+            );
+            match scheduler.schedule(&requirements) {
+                Ok(index) => {
+                    let node = scheduler.nodes()[index].name.clone();
+                    let bound = store.modify(Kind::Pod, &namespace, &name, |p| {
+                        p["spec"]["nodeName"] = json!(node);
+                        set_condition(p, "PodScheduled", "True", None, None);
+                        true
+                    });
+                    if let Some(bound) = bound {
+                        let message = format!("Successfully assigned {namespace}/{name} to {node}");
+                        record_event(
+                            store,
+                            &bound,
+                            "Normal",
+                            "Scheduled",
+                            &message,
+                            "default-scheduler",
+                            None,
+                        );
+                    }
+                }
+                Err(fit_error) => {
+                    let message = fit_error.to_string();
+                    let updated = store.modify(Kind::Pod, &namespace, &name, |p| {
+                        let current = p["status"]["conditions"]
+                            .as_array()
+                            .and_then(|c| c.iter().find(|c| c["type"] == "PodScheduled"))
+                            .map(|c| c["message"].as_str() == Some(message.as_str()));
+                        if current == Some(true) {
+                            return false;
+                        }
+                        set_condition(p, "PodScheduled", "False", Some("Unschedulable"), Some(&message));
+                        true
+                    });
+                    if let Some(updated) = updated {
+                        record_event(
+                            store,
+                            &updated,
+                            "Warning",
+                            "FailedScheduling",
+                            &message,
+                            "default-scheduler",
+                            None,
+                        );
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Runs scheduling passes whenever the cluster changes, until shutdown.
+pub(crate) async fn scheduler_loop(cluster: Arc<Cluster>) {
+    let mut shutdown = cluster.shutdown.clone();
+    loop {
+        schedule_pending(&cluster);
+        tokio::select! {
+            _ = cluster.scheduler_wake.notified() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Stock `kubectl` against the simulator: `get nodes`, `get pods -o wide`, `describe pod`, `logs`,
+//! `delete pod`. Uses `$KUBECTL` if set, else `kubectl` on PATH; skipped (with a message) if neither runs.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::util::{create, phase, pod, pods, start, wait_for};
+
+fn kubectl_binary() -> Option<String> {
+    let binary = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let works = Command::new(&binary)
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    works.then_some(binary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_kubectl_works() {
+    let Some(kubectl) = kubectl_binary() else {
+        eprintln!(
+            "SKIPPED stock_kubectl_works: kubectl is not installed (apt-get install kubernetes-client, or set KUBECTL)"
+        );
+        return;
+    };
+    let sim = start().await;
+    let kubeconfig = std::env::temp_dir().join(format!("kubesim-kubectl-{}.kubeconfig", std::process::id()));
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let run = |args: &[&str]| {
+        let kubectl = kubectl.clone();
+        let kubeconfig = kubeconfig.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        async move {
+            let output = tokio::process::Command::new(&kubectl)
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(&args)
+                .env("HOME", std::env::temp_dir())
+                .output()
+                .await
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert!(
+                output.status.success(),
+                "kubectl {args:?} failed: {stderr}\n{stdout}"
+            );
+            stdout
+        }
+    };
+
+    let nodes = run(&["get", "nodes"]).await;
+    assert!(nodes.contains("NAME") && nodes.contains("STATUS"), "{nodes}");
+    for node in ["gpu-1", "cpu-0", "cpu-1"] {
+        let line = nodes
+            .lines()
+            .find(|l| l.starts_with(node))
+            .unwrap_or_else(|| panic!("{node} missing: {nodes}"));
+        assert!(
+            line.contains("Ready") && line.contains("v1.33.0-kubesim"),
+            "{line}"
+        );
+    }
+    let other = run(&["--context", "other", "get", "nodes", "-o", "name"]).await;
+    assert_eq!(other.trim(), "node/lonely");
+
+    let api = pods(&sim).await;
+    create(&api, &pod("hello", "echo hello from kubesim", json!({}))).await;
+    wait_for(&api, "hello", "Succeeded", |p| phase(p) == "Succeeded").await;
+    let mut big = serde_json::to_value(pod("waiting", "true", json!({}))).unwrap();
+    big["spec"]["containers"][0]["resources"] = json!({"limits": {"nvidia.com/gpu": "4"}});
+    create(&api, &serde_json::from_value(big).unwrap()).await;
+    wait_for(&api, "waiting", "unschedulable", |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.status == "False"))
+    })
+    .await;
+
+    let wide = run(&["get", "pods", "-o", "wide"]).await;
+    let hello = wide
+        .lines()
+        .find(|l| l.starts_with("hello"))
+        .unwrap_or_else(|| panic!("{wide}"));
+    assert!(
+        hello.contains("Completed") && hello.contains("127.0.0.1") && hello.contains("0/1"),
+        "{wide}"
+    );
+    assert!(wide.lines().next().unwrap().contains("NODE"), "{wide}");
+    let waiting = wide.lines().find(|l| l.starts_with("waiting")).unwrap();
+    assert!(
+        waiting.contains("Pending") && waiting.contains("<none>"),
+        "{wide}"
+    );
+
+    let describe = run(&["describe", "pod", "waiting"]).await;
+    assert!(describe.contains("Events:"), "{describe}");
+    assert!(describe.contains("FailedScheduling"), "{describe}");
+    assert!(
+        describe.contains("0/3 nodes are available: 3 Insufficient nvidia.com/gpu."),
+        "{describe}"
+    );
+    let describe = run(&["describe", "pod", "hello"]).await;
+    assert!(
+        describe.contains("Scheduled") && describe.contains("Successfully assigned default/hello to"),
+        "{describe}"
+    );
+    assert!(describe.contains("busybox:1.36"), "{describe}");
+
+    assert_eq!(run(&["logs", "hello"]).await, "hello from kubesim\n");
+    let deleted = run(&["delete", "pod", "hello"]).await;
+    assert!(deleted.contains("pod \"hello\" deleted"), "{deleted}");
+    let after = run(&["get", "pods"]).await;
+    assert!(!after.contains("hello") && after.contains("waiting"), "{after}");
+    let _ = std::fs::remove_file(&kubeconfig);
+}

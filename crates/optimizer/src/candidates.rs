@@ -1,0 +1,187 @@
+//! Candidates: every catalog offer that satisfies a task, in either market, minus blocked places,
+//! priced for the task's node count and duration. Ordered cheapest first, ties broken by cloud,
+//! region, zone and instance type.
+
+use rust_decimal::Decimal;
+use skyplan_catalog::{AcceleratorFilter, Catalog, Offer, OfferQuery, compare_offers, format_count};
+
+use crate::OptimizerError;
+use crate::model::{AlternativeMode, Policy, Requirement, TaskNode};
+
+/// One way to run a task: an offer, a market, and what it costs.
+#[derive(Debug, Clone)]
+pub struct Candidate<'a> {
+    /// The catalog offer (one node's shape and place).
+    pub offer: &'a Offer,
+    /// Spot market.
+    pub spot: bool,
+    /// Nodes (all in the offer's zone).
+    pub nodes: u32,
+    /// $/hour for all nodes.
+    pub hourly: Decimal,
+    /// Hours the task runs here.
+    pub duration_hours: f64,
+    /// `hourly × duration`.
+    pub cost: Decimal,
+    /// Which of the task's requirements it satisfies (the first, in order).
+    pub requirement: usize,
+}
+
+impl Candidate<'_> {
+    /// Deterministic order: cost, then the offer's place and shape.
+    pub fn compare(&self, other: &Self) -> std::cmp::Ordering {
+        self.cost
+            .cmp(&other.cost)
+            .then_with(|| compare_offers(self.offer, other.offer, self.spot))
+            .then_with(|| self.spot.cmp(&other.spot))
+    }
+}
+
+/// Normalizes cloud spellings users write (`k8s` is `kubernetes`).
+pub fn normalize_cloud(cloud: &str) -> String {
+    match cloud.to_ascii_lowercase().as_str() {
+        "k8s" => "kubernetes".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A readable form of a requirement for messages (`L4:1 on aws/us-east-1, spot`).
+pub fn describe(requirement: &Requirement) -> String {
+    let mut parts = Vec::new();
+    match (&requirement.accelerator, &requirement.instance_type) {
+        (Some((name, count)), _) => parts.push(format!("{name}:{}", format_count(*count))),
+        (None, Some(instance_type)) => parts.push(instance_type.clone()),
+        (None, None) => parts.push("CPU".to_string()),
+    }
+    if let Some(cpus) = requirement.cpus {
+        parts.push(format!("cpus {cpus}"));
+    }
+    if let Some(memory) = requirement.memory {
+        parts.push(format!("memory {memory} GB"));
+    }
+    let place: Vec<&str> = [&requirement.cloud, &requirement.region, &requirement.zone]
+        .iter()
+        .filter_map(|p| p.as_deref())
+        .collect();
+    let mut text = parts.join(", ");
+    if !place.is_empty() {
+        text.push_str(&format!(" on {}", place.join("/")));
+    }
+    if requirement.use_spot {
+        text.push_str(", spot");
+    }
+    if let Some(max) = requirement.max_hourly_cost {
+        text.push_str(&format!(", at most {max} $/h"));
+    }
+    text
+}
+
+fn hours(value: f64) -> Decimal {
+    Decimal::try_from(value).unwrap_or(Decimal::ONE)
+}
+
+/// The candidates for one requirement, with the number of matching offers that were blocked.
+fn for_requirement<'a>(
+    catalog: &'a Catalog,
+    task: &TaskNode,
+    requirement: &Requirement,
+    index: usize,
+    policy: &Policy,
+) -> Result<(Vec<Candidate<'a>>, usize), OptimizerError> {
+    let accelerator = match &requirement.accelerator {
+        Some((name, count)) => {
+            let canonical = catalog
+                .resolve_accelerator(name)
+                .map_err(|source| OptimizerError::Catalog {
+                    task: task.name.clone(),
+                    source,
+                })?;
+            AcceleratorFilter::Named {
+                name: canonical,
+                count: Some(*count),
+            }
+        }
+        None if requirement.instance_type.is_some() => AcceleratorFilter::Any,
+        None => AcceleratorFilter::None,
+    };
+    let nodes = task.num_nodes.max(1);
+    let query = OfferQuery {
+        accelerator,
+        cpus: requirement.cpus,
+        memory: requirement.memory,
+        cloud: requirement.cloud.as_deref().map(normalize_cloud),
+        region: requirement.region.clone(),
+        zone: requirement.zone.clone(),
+        instance_type: requirement.instance_type.clone(),
+        spot: requirement.use_spot,
+        max_price: requirement.max_hourly_cost.map(|max| max / Decimal::from(nodes)),
+    };
+    let duration = requirement.duration_hours.unwrap_or(task.duration_hours).max(0.0);
+    let duration_dec = hours(duration);
+    let mut blocked = 0;
+    let mut candidates = Vec::new();
+    for offer in catalog.query(&query) {
+        if policy.blocked.iter().any(|b| b.blocks(offer, query.spot)) {
+            blocked += 1;
+            continue;
+        }
+        let Some(price) = offer.price_for(query.spot) else {
+            continue;
+        };
+        let hourly = price * Decimal::from(nodes);
+        candidates.push(Candidate {
+            offer,
+            spot: query.spot,
+            nodes,
+            hourly,
+            duration_hours: duration,
+            cost: hourly * duration_dec,
+            requirement: index,
+        });
+    }
+    Ok((candidates, blocked))
+}
+
+/// Every candidate for `task`, cheapest first. Errors when none is left.
+pub fn candidates<'a>(
+    catalog: &'a Catalog,
+    task: &TaskNode,
+    policy: &Policy,
+) -> Result<Vec<Candidate<'a>>, OptimizerError> {
+    let default_requirement = [Requirement::default()];
+    let requirements: &[Requirement] = if task.requirements.is_empty() {
+        &default_requirement
+    } else {
+        &task.requirements
+    };
+    let mut all: Vec<Candidate<'a>> = Vec::new();
+    let mut blocked_total = 0;
+    for (index, requirement) in requirements.iter().enumerate() {
+        let (mut found, blocked) = for_requirement(catalog, task, requirement, index, policy)?;
+        blocked_total += blocked;
+        if task.mode == AlternativeMode::Ordered && !found.is_empty() {
+            all = found;
+            break;
+        }
+        all.append(&mut found);
+    }
+    all.sort_by(Candidate::compare);
+    // The same offer may satisfy several any-of requirements: keep its first (cheapest) entry.
+    all.dedup_by(|b, a| {
+        std::ptr::eq(a.offer, b.offer) && a.spot == b.spot && a.duration_hours == b.duration_hours
+    });
+    if all.is_empty() {
+        let wanted: Vec<String> = requirements.iter().map(describe).collect();
+        let joiner = if task.mode == AlternativeMode::Ordered {
+            " or else "
+        } else {
+            " or "
+        };
+        return Err(OptimizerError::NoCandidates {
+            task: task.name.clone(),
+            wanted: wanted.join(joiner),
+            blocked: blocked_total,
+        });
+    }
+    Ok(all)
+}

@@ -1,0 +1,671 @@
+//! Task files as pipelines: multi-document YAML becomes a chain, `depends_on` makes it a DAG;
+//! and the command-line overrides (`--env`, `--infra`, `--gpus`, `--use-spot`, ...) applied to
+//! every task of a pipeline.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use skyplan_catalog::Amount;
+
+use super::error::{Position, SpecError};
+use super::resources::{AcceleratorSpec, parse_accelerator, parse_infra, parse_positive_amount};
+use super::task::{SecretString, TaskSpec, is_valid_env_name, parse_task};
+use super::yaml::{Ctx, Node, Value, closest};
+
+/// The tasks of one task file and the order between them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Pipeline {
+    /// The pipeline name (a first document holding only `name`), or the task's name for a
+    /// single-task file.
+    pub name: Option<String>,
+    /// The tasks in document order.
+    pub tasks: Vec<TaskSpec>,
+    /// Edges parent → child, as indices into `tasks`, sorted, without duplicates.
+    pub edges: Vec<(usize, usize)>,
+}
+
+impl Pipeline {
+    /// A pipeline of one task.
+    pub fn single(task: TaskSpec) -> Self {
+        Pipeline {
+            name: task.name.clone(),
+            tasks: vec![task],
+            edges: Vec::new(),
+        }
+    }
+
+    /// The parents of task `task_idx` (tasks that must finish first).
+    pub fn parents(&self, task_idx: usize) -> Vec<usize> {
+        self.edges
+            .iter()
+            .filter(|(_, child)| *child == task_idx)
+            .map(|(parent, _)| *parent)
+            .collect()
+    }
+
+    /// The tasks in an order where every parent comes before its children (ties by index), or
+    /// `None` when the edges have a cycle or point outside `tasks`.
+    pub fn topological_order(&self) -> Option<Vec<usize>> {
+        let n = self.tasks.len();
+        if self.edges.iter().any(|&(a, b)| a >= n || b >= n) {
+            return None;
+        }
+        let (order, _) = kahn(n, &self.edges);
+        (order.len() == n).then_some(order)
+    }
+
+    /// Applies command-line overrides to every task, then checks that no env or secret is left
+    /// without a value. Call it even without overrides (with `TaskOverrides::default()`): a null
+    /// env in the file must be supplied with `--env NAME=VALUE`.
+    pub fn apply_overrides(&mut self, overrides: &TaskOverrides) -> Result<(), SpecError> {
+        let parsed = ParsedOverrides::parse(overrides)?;
+        for task in &mut self.tasks {
+            parsed.apply(overrides, task);
+        }
+        self.check_values()
+    }
+
+    /// Fails with [`SpecError::MissingValue`] for the first env or secret without a value.
+    pub fn check_values(&self) -> Result<(), SpecError> {
+        self.tasks.iter().try_for_each(TaskSpec::check_values)
+    }
+
+    /// Every secret value of every task, longest first (see [`TaskSpec::secret_values`]).
+    pub fn secret_values(&self) -> Vec<&str> {
+        let mut values: Vec<&str> = self.tasks.iter().flat_map(TaskSpec::secret_values).collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.dedup();
+        values
+    }
+}
+
+/// Values from the command line that replace or add to what the task file says
+/// (`skyplan launch TASK.yaml --env K=V --infra aws --gpus L4:1 --use-spot`). They apply to every
+/// task and to every `any_of`/`ordered` alternative. `Debug` shows env names, never values.
+#[derive(Clone, Default, PartialEq)]
+pub struct TaskOverrides {
+    /// `--env NAME=VALUE`: sets an env (or a secret declared under `secrets`); may add new ones.
+    pub envs: Vec<(String, String)>,
+    /// `--secret NAME=VALUE`: sets or adds a secret.
+    pub secrets: Vec<(String, String)>,
+    /// `--infra CLOUD[/REGION[/ZONE]]`.
+    pub infra: Option<String>,
+    /// `--gpus NAME[:COUNT]`.
+    pub gpus: Option<String>,
+    /// `--use-spot` / `--no-use-spot`.
+    pub use_spot: Option<bool>,
+    /// `--cpus N[+]`.
+    pub cpus: Option<String>,
+    /// `--memory N[+]`.
+    pub memory: Option<String>,
+    /// `--num-nodes N`.
+    pub num_nodes: Option<u32>,
+    /// `--instance-type TYPE`.
+    pub instance_type: Option<String>,
+    /// `--image-id IMAGE`.
+    pub image_id: Option<String>,
+    /// `--disk-size GB`.
+    pub disk_size_gb: Option<u32>,
+}
+
+impl fmt::Debug for TaskOverrides {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = |pairs: &[(String, String)]| {
+            pairs
+                .iter()
+                .map(|(k, _)| format!("{k}=<redacted>"))
+                .collect::<Vec<_>>()
+        };
+        f.debug_struct("TaskOverrides")
+            .field("envs", &names(&self.envs))
+            .field("secrets", &names(&self.secrets))
+            .field("infra", &self.infra)
+            .field("gpus", &self.gpus)
+            .field("use_spot", &self.use_spot)
+            .field("cpus", &self.cpus)
+            .field("memory", &self.memory)
+            .field("num_nodes", &self.num_nodes)
+            .field("instance_type", &self.instance_type)
+            .field("image_id", &self.image_id)
+            .field("disk_size_gb", &self.disk_size_gb)
+            .finish()
+    }
+}
+
+/// Parses `--env NAME=VALUE` (the value may be empty and may contain `=`). The error never
+/// shows the value.
+///
+/// ```
+/// use skyplan_optimizer::spec::parse_env_override;
+/// assert_eq!(parse_env_override("A=b=c").unwrap(), ("A".to_string(), "b=c".to_string()));
+/// assert!(parse_env_override("A").is_err());
+/// ```
+pub fn parse_env_override(text: &str) -> Result<(String, String), SpecError> {
+    parse_pair("--env", text)
+}
+
+fn parse_pair(flag: &'static str, text: &str) -> Result<(String, String), SpecError> {
+    let bad = |name: &str| SpecError::InvalidOverride {
+        flag,
+        expected: "NAME=VALUE with NAME made of letters, digits and _ (e.g. MODEL_NAME=gemma)".to_string(),
+        found: format!("{name:?}"),
+        hint: None,
+    };
+    let Some((name, value)) = text.split_once('=') else {
+        // No `=`: the whole text is a name, so it is safe to show.
+        return Err(bad(text));
+    };
+    let name = name.trim();
+    if !is_valid_env_name(name) {
+        return Err(bad(name));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// Overrides parsed and checked before any task is touched.
+struct ParsedOverrides {
+    location: Option<(Option<String>, Option<String>, Option<String>)>,
+    accelerator: Option<(String, f64)>,
+    cpus: Option<Amount>,
+    memory: Option<Amount>,
+}
+
+impl ParsedOverrides {
+    fn parse(o: &TaskOverrides) -> Result<Self, SpecError> {
+        let invalid = |flag: &'static str, value: &str, expected: String| SpecError::InvalidOverride {
+            flag,
+            expected,
+            found: format!("{value:?}"),
+            hint: None,
+        };
+        for (name, _) in &o.envs {
+            parse_pair("--env", &format!("{name}="))?;
+        }
+        for (name, _) in &o.secrets {
+            parse_pair("--secret", &format!("{name}="))?;
+        }
+        let location = o
+            .infra
+            .as_deref()
+            .map(|text| {
+                parse_infra(text).map_err(|(expected, hint)| SpecError::InvalidOverride {
+                    flag: "--infra",
+                    expected,
+                    found: format!("{text:?}"),
+                    hint,
+                })
+            })
+            .transpose()?;
+        let accelerator = o
+            .gpus
+            .as_deref()
+            .map(|text| parse_accelerator(text).map_err(|expected| invalid("--gpus", text, expected)))
+            .transpose()?;
+        let amount = |flag, text: &Option<String>| {
+            text.as_deref()
+                .map(|t| parse_positive_amount(t).map_err(|expected| invalid(flag, t, expected)))
+                .transpose()
+        };
+        let cpus = amount("--cpus", &o.cpus)?;
+        let memory = amount("--memory", &o.memory)?;
+        if o.num_nodes == Some(0) {
+            return Err(invalid(
+                "--num-nodes",
+                "0",
+                "a positive whole number of nodes".to_string(),
+            ));
+        }
+        if o.disk_size_gb == Some(0) {
+            return Err(invalid(
+                "--disk-size",
+                "0",
+                "a positive whole number of GB".to_string(),
+            ));
+        }
+        Ok(ParsedOverrides {
+            location,
+            accelerator,
+            cpus,
+            memory,
+        })
+    }
+
+    fn apply(&self, o: &TaskOverrides, task: &mut TaskSpec) {
+        if let Some(nodes) = o.num_nodes {
+            task.num_nodes = nodes;
+        }
+        for (name, value) in &o.envs {
+            if task.secrets.contains_key(name) && !task.envs.contains_key(name) {
+                task.secrets
+                    .insert(name.clone(), Some(SecretString::new(value.clone())));
+            } else {
+                task.envs.insert(name.clone(), Some(value.clone()));
+            }
+        }
+        for (name, value) in &o.secrets {
+            task.envs.remove(name);
+            task.secrets
+                .insert(name.clone(), Some(SecretString::new(value.clone())));
+        }
+        let resources = &mut task.resources;
+        let entries = resources.any_of.iter_mut().chain(resources.ordered.iter_mut());
+        for entry in entries {
+            if self.location.is_some() {
+                (entry.cloud, entry.region, entry.zone) = (None, None, None);
+            }
+            if self.accelerator.is_some() {
+                entry.accelerators = None;
+            }
+            if o.use_spot.is_some() {
+                entry.use_spot = None;
+            }
+            if self.cpus.is_some() {
+                entry.cpus = None;
+            }
+            if self.memory.is_some() {
+                entry.memory = None;
+            }
+            if o.instance_type.is_some() {
+                entry.instance_type = None;
+            }
+            if o.image_id.is_some() {
+                entry.image_id = None;
+            }
+            if o.disk_size_gb.is_some() {
+                entry.disk_size_gb = None;
+            }
+        }
+        let base = &mut resources.base;
+        if let Some((cloud, region, zone)) = &self.location {
+            (base.cloud, base.region, base.zone) = (cloud.clone(), region.clone(), zone.clone());
+        }
+        if let Some((name, count)) = &self.accelerator {
+            base.accelerators = Some(AcceleratorSpec::One(name.clone(), *count));
+        }
+        base.use_spot = o.use_spot.or(base.use_spot);
+        base.cpus = self.cpus.or(base.cpus);
+        base.memory = self.memory.or(base.memory);
+        base.instance_type = o.instance_type.clone().or(base.instance_type.take());
+        base.image_id = o.image_id.clone().or(base.image_id.take());
+        base.disk_size_gb = o.disk_size_gb.or(base.disk_size_gb);
+    }
+}
+
+/// Kahn's algorithm: the order found (ties by index) and each node's remaining in-degree.
+fn kahn(n: usize, edges: &[(usize, usize)]) -> (Vec<usize>, Vec<usize>) {
+    let mut in_degree = vec![0usize; n];
+    for &(_, child) in edges {
+        in_degree[child] += 1;
+    }
+    let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|&i| in_degree[i] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(next) = ready.pop_first() {
+        order.push(next);
+        for &(parent, child) in edges {
+            if parent == next {
+                in_degree[child] -= 1;
+                if in_degree[child] == 0 {
+                    ready.insert(child);
+                }
+            }
+        }
+    }
+    (order, in_degree)
+}
+
+/// One cycle among the tasks Kahn's algorithm could not order, parent → child, first task
+/// repeated at the end.
+fn find_cycle(edges: &[(usize, usize)], remaining: &[usize]) -> Vec<usize> {
+    // Every remaining task has a remaining parent: walk parents until one repeats.
+    let Some(&start) = remaining.iter().min() else {
+        return Vec::new();
+    };
+    let mut path = vec![start];
+    let mut current = start;
+    loop {
+        let Some(parent) = edges
+            .iter()
+            .filter(|(p, c)| *c == current && remaining.contains(p))
+            .map(|(p, _)| *p)
+            .min()
+        else {
+            return path;
+        };
+        if let Some(pos) = path.iter().position(|&t| t == parent) {
+            // path[i + 1] is a parent of path[i], and path[pos] a parent of the last one.
+            let mut cycle = vec![path[pos]];
+            cycle.extend(path[pos + 1..].iter().rev().copied());
+            cycle.push(path[pos]);
+            return cycle;
+        }
+        path.push(parent);
+        current = parent;
+    }
+}
+
+fn is_header(node: &Node) -> bool {
+    matches!(&node.value, Value::Map(entries) if entries.len() == 1 && entries[0].0.value == Value::Str("name".into()))
+}
+
+fn task_label(tasks: &[TaskSpec], idx: usize) -> String {
+    tasks[idx]
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("task #{}", idx + 1))
+}
+
+/// Builds a pipeline from the documents of one file.
+///
+/// A first document holding only `name`, followed by others, names the pipeline (SkyPilot's
+/// rule) — unless a later task's `depends_on` names it, which makes it a task.
+pub(crate) fn build_pipeline(ctx: Ctx<'_>, docs: &[Node]) -> Result<Pipeline, SpecError> {
+    let file_only = Position {
+        file: ctx.file.to_string(),
+        line: None,
+        column: None,
+    };
+    if docs.is_empty() {
+        return Err(SpecError::NoTask { at: file_only });
+    }
+    let mut tasks: Vec<TaskSpec> = docs
+        .iter()
+        .map(|doc| parse_task(ctx, doc))
+        .collect::<Result<_, _>>()?;
+    let mut name = None;
+    if tasks.len() > 1 && is_header(&docs[0]) {
+        let header_name = tasks[0].name.clone();
+        let referenced = tasks[1..]
+            .iter()
+            .any(|t| t.depends_on.iter().any(|d| Some(d) == header_name.as_ref()));
+        if !referenced {
+            name = header_name;
+            tasks.remove(0);
+        }
+    }
+    let edges = if tasks.iter().any(|t| !t.depends_on.is_empty()) {
+        declared_edges(&tasks)?
+    } else {
+        (1..tasks.len()).map(|i| (i - 1, i)).collect()
+    };
+    let name = name.or_else(|| {
+        if tasks.len() == 1 {
+            tasks[0].name.clone()
+        } else {
+            None
+        }
+    });
+    Ok(Pipeline { name, tasks, edges })
+}
+
+fn declared_edges(tasks: &[TaskSpec]) -> Result<Vec<(usize, usize)>, SpecError> {
+    let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
+    for (idx, task) in tasks.iter().enumerate() {
+        let Some(name) = task.name.as_deref() else {
+            continue;
+        };
+        if let Some(&first) = by_name.get(name) {
+            return Err(SpecError::DuplicateTaskName {
+                at: task
+                    .locations
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| task.locations.task.clone()),
+                name: name.to_string(),
+                first_line: tasks[first]
+                    .locations
+                    .name
+                    .as_ref()
+                    .and_then(|p| p.line)
+                    .unwrap_or(0),
+            });
+        }
+        by_name.insert(name, idx);
+    }
+    let mut edges = Vec::new();
+    for (child_idx, task) in tasks.iter().enumerate() {
+        for (k, dependency) in task.depends_on.iter().enumerate() {
+            let at = task
+                .locations
+                .depends_on
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| task.locations.task.clone());
+            let Some(&parent) = by_name.get(dependency.as_str()) else {
+                let known: Vec<&str> = by_name.keys().copied().collect();
+                return Err(SpecError::UnknownDependency {
+                    at,
+                    path: if task.depends_on.len() > 1 {
+                        format!("depends_on[{k}]")
+                    } else {
+                        "depends_on".to_string()
+                    },
+                    name: dependency.clone(),
+                    hint: closest(dependency, known.iter().copied()).map(str::to_string),
+                    known: if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    },
+                });
+            };
+            if parent == child_idx {
+                return Err(SpecError::Cycle {
+                    at,
+                    cycle: format!("{dependency} -> {dependency}"),
+                });
+            }
+            edges.push((parent, child_idx));
+        }
+    }
+    edges.sort_unstable();
+    edges.dedup();
+    let (order, in_degree) = kahn(tasks.len(), &edges);
+    if order.len() < tasks.len() {
+        let remaining: Vec<usize> = (0..tasks.len()).filter(|&i| in_degree[i] > 0).collect();
+        let cycle = find_cycle(&edges, &remaining);
+        let first = cycle.first().copied().unwrap_or(0);
+        let task = &tasks[first];
+        return Err(SpecError::Cycle {
+            at: task
+                .locations
+                .depends_on
+                .first()
+                .cloned()
+                .unwrap_or_else(|| task.locations.task.clone()),
+            cycle: cycle
+                .iter()
+                .map(|&i| task_label(tasks, i))
+                .collect::<Vec<_>>()
+                .join(" -> "),
+        });
+    }
+    Ok(edges)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse_task_str;
+
+    #[track_caller]
+    fn error(yaml: &str) -> String {
+        parse_task_str(yaml, "p.yaml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| panic!("no error for {yaml:?}"))
+    }
+
+    #[test]
+    fn chain_in_document_order() {
+        let p = parse_task_str("name: a\nrun: x\n---\nname: b\n---\nrun: y\n", "p.yaml").unwrap();
+        assert_eq!(p.tasks.len(), 3);
+        assert_eq!(p.edges, vec![(0, 1), (1, 2)]);
+        assert_eq!(p.name, None);
+        assert_eq!(p.topological_order(), Some(vec![0, 1, 2]));
+    }
+
+    #[test]
+    fn first_document_may_name_the_pipeline() {
+        let p = parse_task_str(
+            "name: my-pipeline\n---\nname: a\nrun: x\n---\nname: b\nrun: y\n",
+            "p.yaml",
+        )
+        .unwrap();
+        assert_eq!(p.name.as_deref(), Some("my-pipeline"));
+        assert_eq!(p.tasks.len(), 2);
+        assert_eq!(p.edges, vec![(0, 1)]);
+        // A single document with only a name is a task, and names the pipeline.
+        let p = parse_task_str("name: solo\n", "p.yaml").unwrap();
+        assert_eq!((p.name.as_deref(), p.tasks.len()), (Some("solo"), 1));
+        let p = parse_task_str("name: only-a-header\n---\n", "p.yaml").unwrap();
+        assert_eq!((p.name.as_deref(), p.tasks.len()), (Some("only-a-header"), 1));
+    }
+
+    #[test]
+    fn depends_on_makes_a_dag() {
+        let yaml = "name: prep\n---\nname: train\ndepends_on: prep\n---\nname: eval\ndepends_on: [train, prep]\n---\nname: report\ndepends_on: [eval]\n";
+        let p = parse_task_str(yaml, "p.yaml").unwrap();
+        assert_eq!(p.edges, vec![(0, 1), (0, 2), (1, 2), (2, 3)]);
+        assert_eq!(p.parents(2), vec![0, 1]);
+        assert_eq!(
+            p.name, None,
+            "the name-only first document is a task here: others depend on it"
+        );
+        // Two roots: no implicit chain once depends_on is used.
+        let p = parse_task_str(
+            "name: a\n---\nname: b\n---\nname: c\ndepends_on: [a, b]\n",
+            "p.yaml",
+        )
+        .unwrap();
+        assert_eq!(p.edges, vec![(0, 2), (1, 2)]);
+    }
+
+    #[test]
+    fn dag_errors() {
+        assert_eq!(
+            error("name: a\n---\nname: b\ndepends_on: [a]\n---\nname: c\ndepends_on: [b, trian]\n"),
+            "p.yaml:7:17: depends_on[1]: no task named \"trian\" in this file; named tasks: a, b, c"
+        );
+        assert!(
+            error("name: train\n---\nname: eval\ndepends_on: trian\n")
+                .contains("\"trian\" in this file; did you mean \"train\"?")
+        );
+        assert_eq!(
+            error("name: a\ndepends_on: c\n---\nname: b\ndepends_on: a\n---\nname: c\ndepends_on: b\n"),
+            "p.yaml:2:13: depends_on: dependency cycle a -> b -> c -> a"
+        );
+        assert_eq!(
+            error("name: a\ndepends_on: a\n"),
+            "p.yaml:2:13: depends_on: dependency cycle a -> a"
+        );
+        assert_eq!(
+            error("name: a\n---\nname: a\ndepends_on: a\n"),
+            "p.yaml:3:7: name: task name \"a\" is also used on line 1; names must be unique when depends_on is used"
+        );
+        // Duplicate names are fine in a plain chain.
+        assert!(parse_task_str("name: a\n---\nname: a\n", "p.yaml").is_ok());
+        assert_eq!(
+            error(""),
+            "p.yaml: no task found; expected a mapping with task fields such as resources, setup and run"
+        );
+    }
+
+    #[test]
+    fn overrides() {
+        let mut p = parse_task_str(
+            "envs:\n  MODEL: m\n  HF_TOKEN:\nsecrets:\n  WANDB_API_KEY:\nresources:\n  accelerators: L4:1\n  any_of:\n    - infra: gcp\n    - infra: aws\n",
+            "p.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            p.clone()
+                .apply_overrides(&TaskOverrides::default())
+                .unwrap_err()
+                .to_string(),
+            "p.yaml:3:3: envs.HF_TOKEN: no value given; pass --env HF_TOKEN=VALUE"
+        );
+        let overrides = TaskOverrides {
+            envs: vec![
+                parse_env_override("HF_TOKEN=hf_x").unwrap(),
+                ("WANDB_API_KEY".into(), "w".into()),
+                ("NEW".into(), "1".into()),
+            ],
+            infra: Some("k8s/ctx".into()),
+            gpus: Some("H100:2".into()),
+            use_spot: Some(true),
+            cpus: Some("8+".into()),
+            ..TaskOverrides::default()
+        };
+        assert!(!format!("{overrides:?}").contains("hf_x"));
+        p.apply_overrides(&overrides).unwrap();
+        let task = &p.tasks[0];
+        assert_eq!(task.envs.get("HF_TOKEN"), Some(&Some("hf_x".to_string())));
+        assert_eq!(task.envs.get("NEW"), Some(&Some("1".to_string())));
+        assert!(
+            !task.envs.contains_key("WANDB_API_KEY"),
+            "routed to the declared secret"
+        );
+        assert_eq!(
+            task.secrets
+                .get("WANDB_API_KEY")
+                .and_then(|s| s.as_ref())
+                .map(SecretString::expose),
+            Some("w")
+        );
+        let alts = task.alternatives();
+        assert_eq!(alts.requests.len(), 1, "every alternative now the same: {alts:?}");
+        let request = &alts.requests[0];
+        assert_eq!(request.cloud.as_deref(), Some("kubernetes"));
+        assert_eq!(request.region.as_deref(), Some("ctx"));
+        assert_eq!(request.accelerator, Some(("H100".to_string(), 2.0)));
+        assert!(request.use_spot);
+        assert_eq!(request.cpus, Some(Amount::at_least(8.0)));
+    }
+
+    #[test]
+    fn override_errors() {
+        let mut p = parse_task_str("run: x\n", "p.yaml").unwrap();
+        let err = |o: TaskOverrides| p.clone().apply_overrides(&o).unwrap_err().to_string();
+        assert_eq!(
+            err(TaskOverrides {
+                gpus: Some("L4:x".into()),
+                ..TaskOverrides::default()
+            }),
+            "--gpus: expected NAME:COUNT with a positive number, e.g. L4:1, found \"L4:x\""
+        );
+        assert!(
+            err(TaskOverrides {
+                infra: Some("awz".into()),
+                ..TaskOverrides::default()
+            })
+            .ends_with("found \"awz\"; did you mean \"aws\"?")
+        );
+        assert!(
+            err(TaskOverrides {
+                cpus: Some("-1".into()),
+                ..TaskOverrides::default()
+            })
+            .starts_with("--cpus: expected a positive number")
+        );
+        assert!(
+            err(TaskOverrides {
+                envs: vec![("1X".into(), "secret".into())],
+                ..TaskOverrides::default()
+            })
+            .starts_with("--env: expected NAME=VALUE")
+        );
+        let text = parse_env_override("HF_TOKEN").unwrap_err().to_string();
+        assert_eq!(
+            text,
+            "--env: expected NAME=VALUE with NAME made of letters, digits and _ (e.g. MODEL_NAME=gemma), found \"HF_TOKEN\""
+        );
+        assert!(
+            !parse_env_override("BAD NAME=hunter2")
+                .unwrap_err()
+                .to_string()
+                .contains("hunter2")
+        );
+        p.apply_overrides(&TaskOverrides::default()).unwrap();
+    }
+}
