@@ -2,6 +2,7 @@
 //! each file comes from and `scripts/import-catalog.py` for how it is refreshed).
 
 use skyplan_catalog::{Catalog, CatalogError};
+use skyplan_optimizer::{EgressPrices, OptimizerError};
 
 /// `(cloud, file name, contents)` of every embedded offer file.
 pub const FILES: &[(&str, &str, &[u8])] = &[
@@ -16,4 +17,12 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
 /// Parses the embedded catalog.
 pub fn catalog() -> Result<Catalog, CatalogError> {
     Catalog::from_sources(FILES.iter().copied())
+}
+
+/// The embedded egress price list (`data/egress.csv`).
+pub const EGRESS_CSV: &[u8] = include_bytes!("../data/egress.csv");
+
+/// Parses the embedded egress prices.
+pub fn egress() -> Result<EgressPrices, OptimizerError> {
+    EgressPrices::from_csv("data/egress.csv", EGRESS_CSV)
 }

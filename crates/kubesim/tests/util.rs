@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests.
+// Test helpers fail the test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

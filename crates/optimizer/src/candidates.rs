@@ -94,7 +94,7 @@ fn for_requirement<'a>(
                 .resolve_accelerator(name)
                 .map_err(|source| OptimizerError::Catalog {
                     task: task.name.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             AcceleratorFilter::Named {
                 name: canonical,

@@ -13,7 +13,7 @@ pub enum OptimizerError {
         task: String,
         /// The catalog's complaint.
         #[source]
-        source: skyplan_catalog::CatalogError,
+        source: Box<skyplan_catalog::CatalogError>,
     },
     /// No offer satisfies a task (after blocked places are removed).
     #[error("task {task:?}: no offer satisfies {wanted}{}", if *blocked > 0 { format!(" ({blocked} matching offers are blocked)") } else { String::new() })]

@@ -27,6 +27,10 @@ pub(crate) struct Outcome {
     pub hit_time_limit: bool,
 }
 
+/// (location, capacity use as (row, amount bits), duration bits): candidates with equal keys are
+/// interchangeable except for cost.
+type DominanceKey = (u32, Vec<(usize, u64)>, u64);
+
 /// Kept candidates per task after dominance and egress-bound pruning.
 fn prune(problem: &Problem<'_>, policy: &Policy) -> Vec<Vec<usize>> {
     let deadline = match policy.objective {
@@ -42,7 +46,7 @@ fn prune(problem: &Problem<'_>, policy: &Policy) -> Vec<Vec<usize>> {
     }
     (0..problem.cands.len())
         .map(|task| {
-            let mut seen: HashMap<(u32, Vec<(usize, u64)>, u64), ()> = HashMap::new();
+            let mut seen: HashMap<DominanceKey, ()> = HashMap::new();
             let mut kept = Vec::new();
             let uncapacitated = problem.usage[task].iter().all(Vec::is_empty);
             let mut cheapest: Option<f64> = None;
@@ -51,12 +55,11 @@ fn prune(problem: &Problem<'_>, policy: &Policy) -> Vec<Vec<usize>> {
                     continue;
                 }
                 let cost = to_f64(c.cost);
-                if !durations_matter && uncapacitated {
-                    if let Some(best) = cheapest {
-                        if cost - best > incident_gb[task] * max_rate + 1e-9 {
-                            break; // sorted by cost: every later candidate is dominated too
-                        }
-                    }
+                if !durations_matter
+                    && uncapacitated
+                    && cheapest.is_some_and(|best| cost - best > incident_gb[task] * max_rate + 1e-9)
+                {
+                    break; // sorted by cost: every later candidate is dominated too
                 }
                 let usage: Vec<(usize, u64)> = problem.usage[task][i]
                     .iter()
@@ -269,8 +272,8 @@ pub(crate) fn solve(problem: &Problem<'_>, policy: &Policy) -> Result<Outcome, O
         for &(a, b, _) in &problem.edges {
             constraints.push(constraint!(starts[b] >= starts[a] + duration(a)));
         }
-        for task in 0..n {
-            constraints.push(constraint!(m >= starts[task] + duration(task)));
+        for (task, &start) in starts.iter().enumerate() {
+            constraints.push(constraint!(m >= start + duration(task)));
         }
         match policy.objective {
             Objective::Time => {

@@ -36,8 +36,9 @@ use std::path::Path;
 pub use error::{Position, SpecError};
 pub use pipeline::{Pipeline, TaskOverrides, parse_env_override};
 pub use resources::{
-    AcceleratorSpec, AlternativeMode, Alternatives, KNOWN_CLOUDS, PortRange, ResourceFields, ResourceRequest,
-    ResourcesSpec, canonical_cloud, parse_accelerator, parse_infra, parse_positive_amount,
+    AcceleratorSpec, AlternativeMode, Alternatives, Infra, InfraError, KNOWN_CLOUDS, PortRange,
+    ResourceFields, ResourceRequest, ResourcesSpec, canonical_cloud, parse_accelerator, parse_infra,
+    parse_positive_amount,
 };
 pub use task::{
     FileMount, REDACTED, SecretString, SpecLocations, TaskSpec, is_secret_env, is_valid_env_name,
@@ -53,11 +54,11 @@ pub fn parse_task_file(path: &Path) -> Result<Pipeline, SpecError> {
     })?;
     let file_name = path.display().to_string();
     let text = String::from_utf8(bytes).map_err(|_| SpecError::Yaml {
-        at: Position {
+        at: Box::new(Position {
             file: file_name.clone(),
             line: None,
             column: None,
-        },
+        }),
         message: "the file is not UTF-8 text".to_string(),
     })?;
     parse_task_str(&text, &file_name)

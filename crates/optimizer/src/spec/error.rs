@@ -61,7 +61,7 @@ pub enum SpecError {
     #[error("{at}: invalid YAML: {message}")]
     Yaml {
         /// Where the YAML parser stopped.
-        at: Position,
+        at: Box<Position>,
         /// The YAML parser's message.
         message: String,
     },
@@ -69,13 +69,13 @@ pub enum SpecError {
     #[error("{at}: no task found; expected a mapping with task fields such as resources, setup and run")]
     NoTask {
         /// The file.
-        at: Position,
+        at: Box<Position>,
     },
     /// A key that the schema does not know.
     #[error("{at}: {path}: unknown key; {}", unknown_key_help(hint, expected))]
     UnknownKey {
         /// The key's position.
-        at: Position,
+        at: Box<Position>,
         /// The full path of the unknown key, e.g. `resources.acclerators`.
         path: String,
         /// A close known key (possibly in another section, e.g. `resources.accelerators`).
@@ -87,7 +87,7 @@ pub enum SpecError {
     #[error("{at}: {path}: duplicate key; the first one is on line {first_line}")]
     DuplicateKey {
         /// The second occurrence.
-        at: Position,
+        at: Box<Position>,
         /// The key's full path.
         path: String,
         /// The line of the first occurrence.
@@ -97,7 +97,7 @@ pub enum SpecError {
     #[error("{at}: {path}: expected {expected}, found {found}{}", did_you_mean(hint))]
     InvalidValue {
         /// The value's position.
-        at: Position,
+        at: Box<Position>,
         /// The field path, e.g. `resources.any_of[1].cpus`.
         path: String,
         /// What would have been accepted.
@@ -111,7 +111,7 @@ pub enum SpecError {
     #[error("{at}: {path}: {message}")]
     Conflict {
         /// The position of the second field.
-        at: Position,
+        at: Box<Position>,
         /// The field path.
         path: String,
         /// What conflicts and what to do instead.
@@ -121,7 +121,7 @@ pub enum SpecError {
     #[error("{at}: {path}: no value given; pass --env {name}=VALUE")]
     MissingValue {
         /// Where the env is declared.
-        at: Position,
+        at: Box<Position>,
         /// `envs.NAME` or `secrets.NAME`.
         path: String,
         /// The env's name.
@@ -134,7 +134,7 @@ pub enum SpecError {
     )]
     UnknownDependency {
         /// The position of the dependency name.
-        at: Position,
+        at: Box<Position>,
         /// The field path, e.g. `depends_on[0]`.
         path: String,
         /// The name as written.
@@ -150,7 +150,7 @@ pub enum SpecError {
     )]
     DuplicateTaskName {
         /// The second task's `name`.
-        at: Position,
+        at: Box<Position>,
         /// The name.
         name: String,
         /// The line of the first task with that name.
@@ -160,7 +160,7 @@ pub enum SpecError {
     #[error("{at}: depends_on: dependency cycle {cycle}")]
     Cycle {
         /// The `depends_on` of one task on the cycle.
-        at: Position,
+        at: Box<Position>,
         /// The cycle, e.g. `train -> eval -> train`.
         cycle: String,
     },

@@ -9,7 +9,7 @@ use serde::Serialize;
 use skyplan_catalog::Amount;
 
 use super::error::{Position, SpecError};
-use super::resources::{AcceleratorSpec, parse_accelerator, parse_infra, parse_positive_amount};
+use super::resources::{AcceleratorSpec, Infra, parse_accelerator, parse_infra, parse_positive_amount};
 use super::task::{SecretString, TaskSpec, is_valid_env_name, parse_task};
 use super::yaml::{Ctx, Node, Value, closest};
 
@@ -165,7 +165,7 @@ fn parse_pair(flag: &'static str, text: &str) -> Result<(String, String), SpecEr
 
 /// Overrides parsed and checked before any task is touched.
 struct ParsedOverrides {
-    location: Option<(Option<String>, Option<String>, Option<String>)>,
+    location: Option<Infra>,
     accelerator: Option<(String, f64)>,
     cpus: Option<Amount>,
     memory: Option<Amount>,
@@ -189,11 +189,11 @@ impl ParsedOverrides {
             .infra
             .as_deref()
             .map(|text| {
-                parse_infra(text).map_err(|(expected, hint)| SpecError::InvalidOverride {
+                parse_infra(text).map_err(|e| SpecError::InvalidOverride {
                     flag: "--infra",
-                    expected,
+                    expected: e.expected,
                     found: format!("{text:?}"),
-                    hint,
+                    hint: e.hint,
                 })
             })
             .transpose()?;
@@ -277,8 +277,9 @@ impl ParsedOverrides {
             }
         }
         let base = &mut resources.base;
-        if let Some((cloud, region, zone)) = &self.location {
-            (base.cloud, base.region, base.zone) = (cloud.clone(), region.clone(), zone.clone());
+        if let Some(infra) = &self.location {
+            (base.cloud, base.region, base.zone) =
+                (infra.cloud.clone(), infra.region.clone(), infra.zone.clone());
         }
         if let Some((name, count)) = &self.accelerator {
             base.accelerators = Some(AcceleratorSpec::One(name.clone(), *count));
@@ -366,7 +367,9 @@ pub(crate) fn build_pipeline(ctx: Ctx<'_>, docs: &[Node]) -> Result<Pipeline, Sp
         column: None,
     };
     if docs.is_empty() {
-        return Err(SpecError::NoTask { at: file_only });
+        return Err(SpecError::NoTask {
+            at: Box::new(file_only),
+        });
     }
     let mut tasks: Vec<TaskSpec> = docs
         .iter()
@@ -384,7 +387,7 @@ pub(crate) fn build_pipeline(ctx: Ctx<'_>, docs: &[Node]) -> Result<Pipeline, Sp
         }
     }
     let edges = if tasks.iter().any(|t| !t.depends_on.is_empty()) {
-        declared_edges(&tasks)?
+        declared_edges(&tasks, name.as_deref())?
     } else {
         (1..tasks.len()).map(|i| (i - 1, i)).collect()
     };
@@ -398,7 +401,9 @@ pub(crate) fn build_pipeline(ctx: Ctx<'_>, docs: &[Node]) -> Result<Pipeline, Sp
     Ok(Pipeline { name, tasks, edges })
 }
 
-fn declared_edges(tasks: &[TaskSpec]) -> Result<Vec<(usize, usize)>, SpecError> {
+/// The edges `depends_on` declares. `header` is the pipeline name taken from a name-only first
+/// document: a dependency close to it gets it as a hint (naming it exactly makes it a task).
+fn declared_edges(tasks: &[TaskSpec], header: Option<&str>) -> Result<Vec<(usize, usize)>, SpecError> {
     let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
     for (idx, task) in tasks.iter().enumerate() {
         let Some(name) = task.name.as_deref() else {
@@ -410,7 +415,8 @@ fn declared_edges(tasks: &[TaskSpec]) -> Result<Vec<(usize, usize)>, SpecError> 
                     .locations
                     .name
                     .clone()
-                    .unwrap_or_else(|| task.locations.task.clone()),
+                    .unwrap_or_else(|| task.locations.task.clone())
+                    .into(),
                 name: name.to_string(),
                 first_line: tasks[first]
                     .locations
@@ -434,14 +440,14 @@ fn declared_edges(tasks: &[TaskSpec]) -> Result<Vec<(usize, usize)>, SpecError> 
             let Some(&parent) = by_name.get(dependency.as_str()) else {
                 let known: Vec<&str> = by_name.keys().copied().collect();
                 return Err(SpecError::UnknownDependency {
-                    at,
+                    at: Box::new(at.clone()),
                     path: if task.depends_on.len() > 1 {
                         format!("depends_on[{k}]")
                     } else {
                         "depends_on".to_string()
                     },
                     name: dependency.clone(),
-                    hint: closest(dependency, known.iter().copied()).map(str::to_string),
+                    hint: closest(dependency, known.iter().copied().chain(header)).map(str::to_string),
                     known: if known.is_empty() {
                         "none".to_string()
                     } else {
@@ -451,7 +457,7 @@ fn declared_edges(tasks: &[TaskSpec]) -> Result<Vec<(usize, usize)>, SpecError> 
             };
             if parent == child_idx {
                 return Err(SpecError::Cycle {
-                    at,
+                    at: Box::new(at),
                     cycle: format!("{dependency} -> {dependency}"),
                 });
             }
@@ -472,7 +478,8 @@ fn declared_edges(tasks: &[TaskSpec]) -> Result<Vec<(usize, usize)>, SpecError> 
                 .depends_on
                 .first()
                 .cloned()
-                .unwrap_or_else(|| task.locations.task.clone()),
+                .unwrap_or_else(|| task.locations.task.clone())
+                .into(),
             cycle: cycle
                 .iter()
                 .map(|&i| task_label(tasks, i))

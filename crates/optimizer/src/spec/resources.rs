@@ -365,16 +365,41 @@ impl ResourcesSpec {
     }
 }
 
-/// Parses `aws`, `aws/us-east-1`, `gcp/*/us-central1-a`, `k8s/my/context`, `*` into a canonical
-/// (cloud, region, zone); `*` or an absent part means any. For Kubernetes everything after
-/// `k8s/` is the context.
+/// A parsed `infra` value; `None` parts mean any.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Infra {
+    /// Canonical lowercase cloud (`kubernetes` for `k8s`).
+    pub cloud: Option<String>,
+    /// Region, or the kubeconfig context for Kubernetes.
+    pub region: Option<String>,
+    /// Zone.
+    pub zone: Option<String>,
+}
+
+/// Why an `infra` value was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfraError {
+    /// The accepted forms.
+    pub expected: String,
+    /// For a misspelled cloud, the infra string with the cloud corrected.
+    pub hint: Option<String>,
+}
+
+/// Parses `aws`, `aws/us-east-1`, `gcp/*/us-central1-a`, `k8s/my/context` or `*`; `*` or an
+/// absent part means any. For Kubernetes everything after `k8s/` is the context.
 ///
-/// On error returns the expected form and, for a misspelled cloud, a corrected infra string.
-pub fn parse_infra(
-    text: &str,
-) -> Result<(Option<String>, Option<String>, Option<String>), (String, Option<String>)> {
+/// ```
+/// use skyplan_optimizer::spec::parse_infra;
+/// let infra = parse_infra("k8s/my-ctx").unwrap();
+/// assert_eq!((infra.cloud.as_deref(), infra.region.as_deref()), (Some("kubernetes"), Some("my-ctx")));
+/// assert_eq!(parse_infra("awz").unwrap_err().hint.as_deref(), Some("aws"));
+/// ```
+pub fn parse_infra(text: &str) -> Result<Infra, InfraError> {
     let trimmed = text.trim();
-    let bad = || (INFRA_EXPECTED.to_string(), None);
+    let bad = || InfraError {
+        expected: INFRA_EXPECTED.to_string(),
+        hint: None,
+    };
     if trimmed.is_empty() {
         return Err(bad());
     }
@@ -390,20 +415,31 @@ pub fn parse_infra(
             None => {
                 let hint = closest(head, KNOWN_CLOUDS.iter().copied().chain(["k8s"]))
                     .map(|c| rest.map(|r| format!("{c}/{r}")).unwrap_or_else(|| c.to_string()));
-                return Err((INFRA_EXPECTED.to_string(), hint));
+                return Err(InfraError {
+                    expected: INFRA_EXPECTED.to_string(),
+                    hint,
+                });
             }
         }
     };
     let any = |part: &str| (part != "*").then(|| part.to_string());
     let Some(rest) = rest else {
-        return Ok((cloud, None, None));
+        return Ok(Infra {
+            cloud,
+            region: None,
+            zone: None,
+        });
     };
     if cloud.as_deref() == Some("kubernetes") {
         let context = rest.trim();
         if context.is_empty() {
             return Err(bad());
         }
-        return Ok((cloud, any(context), None));
+        return Ok(Infra {
+            cloud,
+            region: any(context),
+            zone: None,
+        });
     }
     let parts: Vec<&str> = rest.split('/').map(str::trim).collect();
     if parts.len() > 2 || parts.iter().any(|p| p.is_empty()) {
@@ -411,7 +447,7 @@ pub fn parse_infra(
     }
     let region = parts.first().and_then(|p| any(p));
     let zone = parts.get(1).and_then(|p| any(p));
-    Ok((cloud, region, zone))
+    Ok(Infra { cloud, region, zone })
 }
 
 /// The canonical name of a cloud (`K8s` → `kubernetes`), or `None` when unknown.
@@ -424,8 +460,13 @@ pub fn canonical_cloud(name: &str) -> Option<String> {
 }
 
 /// Parses `NAME[:COUNT]` (count 1 when absent), as `accelerators: L4:1` and `--gpus` take it.
+/// Names are not checked against known accelerators here (the catalog does that, with hints),
+/// but must not hold YAML punctuation: `"{L4, A10G}"` in quotes is a mistake, not a name.
 pub fn parse_accelerator(text: &str) -> Result<(String, f64), String> {
     let (name, count) = parse_accelerator_request(text).map_err(|_| ACCELERATOR_EXPECTED.to_string())?;
+    if name.contains(['{', '}', '[', ']', ',', ':', '"', '\'']) {
+        return Err(ACCELERATOR_EXPECTED.to_string());
+    }
     Ok((name, count.unwrap_or(1.0)))
 }
 
@@ -551,15 +592,14 @@ fn parse_fields<'n>(
                     continue;
                 }
                 let text = ctx.string(value, &field_path, INFRA_EXPECTED)?;
-                let (cloud, region, zone) =
-                    parse_infra(&text).map_err(|(expected, hint)| SpecError::InvalidValue {
-                        at: ctx.at(value),
-                        path: field_path.clone(),
-                        expected,
-                        found: describe(value),
-                        hint,
-                    })?;
-                (fields.cloud, fields.region, fields.zone) = (cloud, region, zone);
+                let infra = parse_infra(&text).map_err(|e| SpecError::InvalidValue {
+                    at: ctx.at(value),
+                    path: field_path.clone(),
+                    expected: e.expected,
+                    found: describe(value),
+                    hint: e.hint,
+                })?;
+                (fields.cloud, fields.region, fields.zone) = (infra.cloud, infra.region, infra.zone);
             }
             "cloud" => {
                 old_style = old_style.or(Some(entry));
@@ -942,11 +982,7 @@ mod tests {
 
     fn resources(yaml: &str) -> Result<ResourcesSpec, SpecError> {
         let docs = load_documents(yaml, "r.yaml")?;
-        let node = docs.into_iter().next().unwrap_or(Node {
-            value: Value::Null,
-            line: 0,
-            column: 0,
-        });
+        let node = docs.into_iter().next().unwrap_or_else(Node::null);
         parse_resources(Ctx { file: "r.yaml" }, &node, "resources")
     }
 
@@ -964,7 +1000,10 @@ mod tests {
 
     #[test]
     fn infra_forms() {
-        let p = |s: &str| parse_infra(s).unwrap();
+        let p = |s: &str| {
+            let infra = parse_infra(s).unwrap();
+            (infra.cloud, infra.region, infra.zone)
+        };
         let s = |v: &str| Some(v.to_string());
         assert_eq!(p("aws"), (s("aws"), None, None));
         assert_eq!(p("AWS/us-east-1"), (s("aws"), s("us-east-1"), None));
@@ -987,7 +1026,7 @@ mod tests {
         assert!(parse_infra("aws/a/b/c").is_err());
         assert!(parse_infra("k8s/").is_err());
         assert_eq!(
-            parse_infra("awz/us-east-1").unwrap_err().1.as_deref(),
+            parse_infra("awz/us-east-1").unwrap_err().hint.as_deref(),
             Some("aws/us-east-1")
         );
     }
@@ -1068,6 +1107,8 @@ mod tests {
         );
         assert!(error("accelerators: []\n").contains("found a list"));
         assert!(error("accelerators: 4\n").contains("found 4"));
+        assert!(error("accelerators: \"{L4, A10G}\"\n").contains("found \"{L4, A10G}\""));
+        assert!(error("accelerators: L4:1:2\n").contains("found \"L4:1:2\""));
     }
 
     #[test]

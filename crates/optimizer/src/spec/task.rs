@@ -333,7 +333,7 @@ impl TaskSpec {
         .cloned()
         .unwrap_or_else(|| self.locations.task.clone());
         Err(SpecError::MissingValue {
-            at,
+            at: Box::new(at),
             path: child(section, name),
             name: name.clone(),
         })
@@ -488,7 +488,7 @@ pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecErro
     let entries = ctx.mapping(node, "", EXPECTED)?;
     let mut task = TaskSpec {
         locations: SpecLocations {
-            task: ctx.at(node),
+            task: ctx.pos(node),
             ..SpecLocations::default()
         },
         ..TaskSpec::default()
@@ -506,7 +506,7 @@ pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecErro
                             .to_string(),
                     ),
                 };
-                task.locations.name = Some(ctx.at(value));
+                task.locations.name = Some(ctx.pos(value));
             }
             "workdir" => task.workdir = ctx.opt_string(value, path, "a local directory path")?,
             "num_nodes" => {
@@ -547,10 +547,10 @@ pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecErro
                     };
                     if path == "envs" {
                         task.envs.insert(env.key.clone(), text);
-                        task.locations.envs.insert(env.key, ctx.at(env.key_node));
+                        task.locations.envs.insert(env.key, ctx.pos(env.key_node));
                     } else {
                         task.secrets.insert(env.key.clone(), text.map(SecretString::new));
-                        task.locations.secrets.insert(env.key, ctx.at(env.key_node));
+                        task.locations.secrets.insert(env.key, ctx.pos(env.key_node));
                     }
                 }
             }
@@ -561,7 +561,7 @@ pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecErro
             "config" => {
                 task.config = match value.value {
                     Value::Null => None,
-                    Value::Map(_) => Some(ctx.to_json(value, path)?),
+                    Value::Map(_) => Some(ctx.json_of(value, path)?),
                     _ => return Err(ctx.invalid(value, path, "a mapping")),
                 }
             }
@@ -577,7 +577,7 @@ pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecErro
                     let name =
                         ctx.non_empty_string(item, &item_path, "a task name or a list of task names")?;
                     task.depends_on.push(name.trim().to_string());
-                    task.locations.depends_on.push(ctx.at(item));
+                    task.locations.depends_on.push(ctx.pos(item));
                 }
             }
             "inputs" | "outputs" => {
@@ -603,7 +603,7 @@ pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecErro
     if let Some(name) = task.secrets.keys().find(|name| task.envs.contains_key(*name)) {
         let at = task.locations.secrets.get(name).cloned().unwrap_or_default();
         return Err(SpecError::Conflict {
-            at,
+            at: Box::new(at),
             path: child("secrets", name),
             message: "is also declared under envs; declare it once".to_string(),
         });
@@ -675,7 +675,7 @@ fn parse_file_mounts(
                         key if STORAGE_KEYS.contains(&key) => {}
                         _ => return Err(ctx.unknown_key(&field, &entry_path, STORAGE_KEYS, &[])),
                     }
-                    storage.insert(field.key.clone(), ctx.to_json(field.value, &field_path)?);
+                    storage.insert(field.key.clone(), ctx.json_of(field.value, &field_path)?);
                 }
                 FileMount::Storage(storage)
             }
@@ -776,6 +776,10 @@ mod tests {
             "t.yaml:2:13: envs.HF_TOKEN: expected a string, number, boolean or null, found a list"
         );
         assert!(error("envs:\n  1BAD: x\n").contains("envs.1BAD: expected an env name"));
+        // Numbers keep their spelling: 3.10 is not 3.1, 1.0 is not 1.
+        let t = task("envs: {PY: 3.10, V: 1.0, N: 007}\n").unwrap();
+        let values: Vec<_> = t.envs.values().flatten().map(String::as_str).collect();
+        assert_eq!(values, ["007", "3.10", "1.0"]);
         assert!(error("envs: {A: 1}\nsecrets: {A: 2}\n").contains("secrets.A: is also declared under envs"));
     }
 

@@ -23,6 +23,10 @@ pub(crate) struct Node {
     pub line: u32,
     /// 1-based column, 0 when unknown.
     pub column: u32,
+    /// For numbers: the text as written (`3.10`, `1.0`), so env values keep their spelling.
+    pub raw: Option<String>,
+    /// Byte offset and length in the source, when known.
+    span: Option<(u64, u64)>,
 }
 
 /// A YAML value, scalars already resolved to their types (YAML 1.2 core schema booleans).
@@ -41,10 +45,13 @@ pub(crate) enum Value {
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned: Spanned<Value> = Spanned::deserialize(deserializer)?;
+        let span = spanned.referenced.span();
         Ok(Node {
             value: spanned.value,
             line: u32::try_from(spanned.referenced.line()).unwrap_or(u32::MAX),
             column: u32::try_from(spanned.referenced.column()).unwrap_or(u32::MAX),
+            raw: None,
+            span: span.byte_offset().zip(span.byte_len()),
         })
     }
 }
@@ -137,10 +144,57 @@ pub(crate) fn load_documents(text: &str, file: &str) -> Result<Vec<Node>, SpecEr
     };
     let documents: Vec<Node> = serde_saphyr::from_str_multiple_with_options(text, options)
         .map_err(|error| yaml_error(&error, file))?;
-    Ok(documents
+    let mut documents: Vec<Node> = documents
         .into_iter()
         .filter(|doc| doc.value != Value::Null)
-        .collect())
+        .collect();
+    for doc in &mut documents {
+        fill_raw(doc, text);
+    }
+    Ok(documents)
+}
+
+impl Node {
+    /// A null node without a source (for tests).
+    #[cfg(test)]
+    pub fn null() -> Node {
+        Node {
+            value: Value::Null,
+            line: 0,
+            column: 0,
+            raw: None,
+            span: None,
+        }
+    }
+}
+
+/// Records how numbers were written, where the source slice reads back as the same number (an
+/// alias such as `*a` does not, and keeps the resolved value).
+fn fill_raw(node: &mut Node, text: &str) {
+    match &mut node.value {
+        Value::Int(_) | Value::Float(_) => {
+            let slice = node.span.and_then(|(offset, len)| {
+                let start = usize::try_from(offset).ok()?;
+                text.get(start..start.checked_add(usize::try_from(len).ok()?)?)
+            });
+            if let Some(slice) = slice.map(str::trim) {
+                let same = match node.value {
+                    Value::Int(i) => slice.parse::<i128>().is_ok_and(|parsed| parsed == i),
+                    Value::Float(f) => slice.parse::<f64>().is_ok_and(|parsed| parsed == f),
+                    _ => false,
+                };
+                if same {
+                    node.raw = Some(slice.to_string());
+                }
+            }
+        }
+        Value::Seq(items) => items.iter_mut().for_each(|item| fill_raw(item, text)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(key, value)| {
+            fill_raw(key, text);
+            fill_raw(value, text);
+        }),
+        Value::Null | Value::Bool(_) | Value::Str(_) => {}
+    }
 }
 
 fn yaml_error(error: &serde_saphyr::Error, file: &str) -> SpecError {
@@ -152,7 +206,7 @@ fn yaml_error(error: &serde_saphyr::Error, file: &str) -> SpecError {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     SpecError::Yaml {
-        at: Position {
+        at: Box::new(Position {
             file: file.to_string(),
             line: location
                 .map(|l| l.line())
@@ -162,7 +216,7 @@ fn yaml_error(error: &serde_saphyr::Error, file: &str) -> SpecError {
                 .map(|l| l.column())
                 .and_then(|c| u32::try_from(c).ok())
                 .filter(|&c| c > 0),
-        },
+        }),
         message,
     }
 }
@@ -186,8 +240,7 @@ pub(crate) fn describe(node: &Node) -> String {
     match &node.value {
         Value::Null => "null".to_string(),
         Value::Bool(b) => b.to_string(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
+        Value::Int(_) | Value::Float(_) => scalar_text(node).unwrap_or_default(),
         Value::Str(s) => {
             const MAX: usize = 60;
             if s.chars().count() > MAX {
@@ -219,8 +272,8 @@ pub(crate) fn describe_kind(node: &Node) -> &'static str {
 pub(crate) fn scalar_text(node: &Node) -> Option<String> {
     match &node.value {
         Value::Str(s) => Some(s.clone()),
-        Value::Int(i) => Some(i.to_string()),
-        Value::Float(f) => Some(f.to_string()),
+        Value::Int(i) => Some(node.raw.clone().unwrap_or_else(|| i.to_string())),
+        Value::Float(f) => Some(node.raw.clone().unwrap_or_else(|| f.to_string())),
         Value::Bool(b) => Some(b.to_string()),
         Value::Null | Value::Seq(_) | Value::Map(_) => None,
     }
@@ -257,8 +310,13 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The position of a node in this file, boxed for an error.
+    pub fn at(&self, node: &Node) -> Box<Position> {
+        Box::new(self.pos(node))
+    }
+
     /// The position of a node in this file.
-    pub fn at(&self, node: &Node) -> Position {
+    pub fn pos(&self, node: &Node) -> Position {
         Position {
             file: self.file.to_string(),
             line: (node.line > 0).then_some(node.line),
@@ -392,7 +450,7 @@ impl Ctx<'_> {
     }
 
     /// Converts any node to JSON (for free-form sections such as `config`).
-    pub fn to_json(&self, node: &Node, path: &str) -> Result<serde_json::Value, SpecError> {
+    pub fn json_of(&self, node: &Node, path: &str) -> Result<serde_json::Value, SpecError> {
         Ok(match &node.value {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
@@ -413,13 +471,13 @@ impl Ctx<'_> {
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| self.to_json(item, &index(path, i)))
+                    .map(|(i, item)| self.json_of(item, &index(path, i)))
                     .collect::<Result<_, _>>()?,
             ),
             Value::Map(_) => {
                 let mut object = serde_json::Map::new();
                 for entry in self.mapping(node, path, "a mapping")? {
-                    let value = self.to_json(entry.value, &child(path, &entry.key))?;
+                    let value = self.json_of(entry.value, &child(path, &entry.key))?;
                     object.insert(entry.key, value);
                 }
                 serde_json::Value::Object(object)
@@ -472,6 +530,18 @@ mod tests {
         assert_eq!(values[1], &Value::Str("0755".into()));
         assert_eq!(values[2], &Value::Str("1_000".into()));
         assert_eq!(values[3], &Value::Str(".inf".into()));
+
+        let docs = load_documents("a: 3.10\nb: [1.0, &x 7, *x]\nc: 0x1F\n", "t.yaml").unwrap();
+        let Value::Map(entries) = &docs[0].value else {
+            panic!("not a map")
+        };
+        assert_eq!(scalar_text(&entries[0].1).as_deref(), Some("3.10"));
+        let Value::Seq(items) = &entries[1].1.value else {
+            panic!("not a seq")
+        };
+        let texts: Vec<_> = items.iter().filter_map(scalar_text).collect();
+        assert_eq!(texts, ["1.0", "7", "7"]);
+        assert_eq!(scalar_text(&entries[2].1).as_deref(), Some("31"));
     }
 
     #[test]
