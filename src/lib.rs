@@ -1,7 +1,8 @@
 //! skyplan: place GPU and CPU jobs on the cheapest place that can run them right now.
 //!
 //! This is the facade users embed. Each stage is its own crate and usable alone:
-//! [`catalog`] (offers and prices), and, as they land, the optimizer and the providers. This crate
+//! [`catalog`] (offers and prices), [`optimizer`] (task specs and placement), and, as they land,
+//! the providers. This crate
 //! adds the embedded default catalog (compiled in from `data/`, so an installed binary works from
 //! any directory) and the renderings the CLI prints.
 //!
@@ -15,8 +16,10 @@
 use std::path::{Path, PathBuf};
 
 pub use skyplan_catalog as catalog;
+pub use skyplan_optimizer as optimizer;
 
 pub mod embedded;
+pub mod plan;
 pub mod render;
 
 /// Errors from the facade: a stage's error, with the context the stage cannot know.
@@ -25,6 +28,9 @@ pub enum Error {
     /// Loading or querying the catalog failed.
     #[error(transparent)]
     Catalog(#[from] catalog::CatalogError),
+    /// A task file was invalid, or no placement satisfies it.
+    #[error(transparent)]
+    Optimizer(#[from] optimizer::OptimizerError),
     /// The home directory could not be determined.
     #[error("cannot find a home directory for skyplan state: set SKYPLAN_HOME or pass --home DIR")]
     NoHome,

@@ -109,3 +109,84 @@ pub fn offers_table(offers: &[&Offer], every_zone: bool) -> String {
     }
     out.to_string()
 }
+
+/// The "considered resources" table of one planned task: one row per (cloud, accelerator,
+/// market) group, cheapest first, the chosen group marked with `✔`.
+pub fn considered_table(task: &skyplan_optimizer::PlannedTask) -> String {
+    let mut out = table(&[
+        "CLOUD",
+        "INSTANCE TYPE",
+        "vCPUs",
+        "MEMORY",
+        "ACCELERATOR",
+        "REGION/ZONE",
+        "$/h",
+        "OPTIONS",
+        "CHOSEN",
+    ]);
+    for group in &task.considered {
+        // The chosen group shows the chosen placement; the others their cheapest.
+        let placement = if group.chosen {
+            &task.chosen
+        } else {
+            &group.cheapest
+        };
+        let place = match &placement.zone {
+            Some(zone) => zone.clone(),
+            None => placement.region.clone(),
+        };
+        let market = if placement.use_spot { " [spot]" } else { "" };
+        out.add_row(vec![
+            placement.cloud.clone(),
+            format!("{}{market}", placement.instance_type),
+            amount(placement.vcpus, ""),
+            amount(placement.memory_gib, " GB"),
+            placement.accelerator_label(),
+            place,
+            placement.hourly_price.to_string(),
+            group.candidates.to_string(),
+            if group.chosen {
+                "✔".to_string()
+            } else {
+                String::new()
+            },
+        ]);
+    }
+    out.to_string()
+}
+
+/// The whole plan as text: per task its considered table, then the totals and the solver.
+pub fn plan_text(plan: &skyplan_optimizer::Plan) -> String {
+    let mut text = String::new();
+    for task in &plan.tasks {
+        let nodes = task.chosen.num_nodes;
+        text.push_str(&format!(
+            "Task {:?} ({nodes} node{}, {} h): considered resources\n{}\n",
+            task.name,
+            if nodes == 1 { "" } else { "s" },
+            format_count(task.duration_hours),
+            considered_table(task)
+        ));
+    }
+    text.push_str(&format!(
+        "Plan: {} $ total (compute {} $, egress {} $), makespan {} h; objective {}, solver {}, {:.1} ms",
+        plan.total_cost,
+        plan.compute_cost,
+        plan.egress_cost,
+        format_count(plan.makespan_hours),
+        plan.objective.name(),
+        serde_json::to_value(plan.solver)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        plan.solve_ms
+    ));
+    if let Some(gap) = plan.mip_gap {
+        text.push_str(&format!(
+            "; stopped at a {:.3}% gap{}",
+            gap * 100.0,
+            if plan.hit_time_limit { " (time limit)" } else { "" }
+        ));
+    }
+    text
+}

@@ -8,3 +8,6 @@ mod catalog_data;
 
 /// `skyplan show-gpus`: tables, `--json`, filters, and errors for bad input.
 mod show_gpus;
+
+/// `skyplan launch --dryrun` and `optimize`: plans, overrides, and bad task files.
+mod launch_dryrun;

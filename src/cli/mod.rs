@@ -1,5 +1,6 @@
 //! Command-line definitions (clap) and dispatch. Each subcommand lives in its own module.
 
+mod launch;
 mod show_gpus;
 
 use std::io::Write;
@@ -34,6 +35,10 @@ pub struct Cli {
 pub enum Command {
     /// List accelerators on offer, or every offer for one accelerator (cheapest first).
     ShowGpus(show_gpus::Args),
+    /// Plan a task (or pipeline) and run it on the cheapest feasible place.
+    Launch(launch::Args),
+    /// Plan a task or pipeline without running it (same as `launch --dryrun`).
+    Optimize(launch::Args),
 }
 
 /// Parses arguments, runs the command, prints errors, and returns the exit code.
@@ -42,6 +47,8 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match &cli.command {
         Command::ShowGpus(args) => show_gpus::run(&cli, args),
+        Command::Launch(args) => launch::run(&cli, args, false),
+        Command::Optimize(args) => launch::run(&cli, args, true),
     };
     match result {
         Ok(code) => code,

@@ -114,7 +114,7 @@ fn for_requirement<'a>(
         zone: requirement.zone.clone(),
         instance_type: requirement.instance_type.clone(),
         spot: requirement.use_spot,
-        max_price: requirement.max_hourly_cost.map(|max| max / Decimal::from(nodes)),
+        max_price: requirement.max_hourly_cost,
     };
     let duration = requirement.duration_hours.unwrap_or(task.duration_hours).max(0.0);
     let duration_dec = hours(duration);

@@ -36,7 +36,7 @@ pub struct Requirement {
     pub instance_type: Option<String>,
     /// Spot market instead of on-demand.
     pub use_spot: bool,
-    /// Highest acceptable $/hour for all nodes together.
+    /// Highest acceptable $/hour for one node.
     pub max_hourly_cost: Option<Decimal>,
     /// Runtime on this kind of resource, overriding the task's duration (for `time` objectives).
     pub duration_hours: Option<f64>,
@@ -271,7 +271,8 @@ pub struct Policy {
     pub egress: EgressPrices,
     /// Wall-clock limit for the integer program; the best plan found is returned with its gap.
     pub time_limit: Duration,
-    /// Relative MIP gap at which HiGHS may stop (default 1e-6: effectively optimal).
+    /// Relative MIP gap at which HiGHS may stop (default 1e-4, HiGHS's own default; 0 = prove
+    /// optimality exactly).
     pub mip_gap: f64,
     /// Ranked alternatives kept per task for failover and display.
     pub alternatives: usize,
@@ -287,7 +288,7 @@ impl Default for Policy {
             capacity: Vec::new(),
             egress: EgressPrices::default(),
             time_limit: Duration::from_secs(30),
-            mip_gap: 1e-6,
+            mip_gap: 1e-4,
             alternatives: 10,
             force_ilp: false,
         }

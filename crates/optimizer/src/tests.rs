@@ -557,7 +557,7 @@ proptest! {
     fn ilp_equals_brute_force_on_small_dags(seed in any::<u64>(), tasks in 1usize..5, capacity in any::<bool>()) {
         let instance = random_instance(seed, tasks, false, capacity);
         let expected = brute_force(&instance);
-        let plan = solve(&instance.catalog, &instance.graph, &Policy { force_ilp: true, ..instance.policy.clone() });
+        let plan = solve(&instance.catalog, &instance.graph, &Policy { force_ilp: true, mip_gap: 0.0, ..instance.policy.clone() });
         match (expected, plan) {
             (Some(expected), Ok(plan)) => {
                 check_invariants(&instance, &plan);
@@ -573,7 +573,7 @@ proptest! {
         let instance = random_instance(seed, tasks, true, false);
         let dp = solve(&instance.catalog, &instance.graph, &instance.policy).unwrap();
         prop_assert_eq!(dp.solver, SolverKind::ChainDp);
-        let ilp = solve(&instance.catalog, &instance.graph, &Policy { force_ilp: true, ..instance.policy.clone() }).unwrap();
+        let ilp = solve(&instance.catalog, &instance.graph, &Policy { force_ilp: true, mip_gap: 0.0, ..instance.policy.clone() }).unwrap();
         prop_assert_eq!(dp.total_cost, ilp.total_cost);
         check_invariants(&instance, &dp);
     }

@@ -1,0 +1,373 @@
+//! The [`Provider`] trait every backend implements, and the plain data it takes and returns.
+//!
+//! Providers never choose where to run: a [`ProvisionRequest`] carries the optimizer's
+//! [`Placement`], and the provider either does exactly that or reports a typed
+//! [`ProviderError`] from which the launcher decides what to try next.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::Stream;
+use serde::Serialize;
+use skyplan_catalog::Offer;
+use skyplan_optimizer::{CapacityLimit, Placement};
+
+use crate::{ProviderError, TaskRun};
+
+/// The label (tag) every backend puts on every resource it creates, with the cluster name as
+/// value. [`Provider::list`] finds clusters by it, which is what lets `skyplan down` clean up
+/// after a crash even when the state store never heard of the cluster.
+pub const CLUSTER_LABEL: &str = "skyplan.dev/cluster";
+
+/// What a provider can do; the launcher checks a task against it before provisioning
+/// ([`Capabilities::check`]), and backends call the same check in `provision`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Spot (preemptible) capacity.
+    pub spot: bool,
+    /// Tasks with more than one node.
+    pub multi_node: bool,
+    /// `image_id: docker:...` container images.
+    pub docker_images: bool,
+    /// Opening ports to the outside.
+    pub ports: bool,
+    /// Running further jobs on an existing cluster ([`Provider::exec`]).
+    pub exec: bool,
+}
+
+impl Capabilities {
+    /// `Ok` when `provider` can run `task` on `placement`, else the [`ProviderError::Unsupported`]
+    /// that makes failover skip this provider for the task.
+    pub fn check(&self, provider: &str, task: &TaskRun, placement: &Placement) -> Result<(), ProviderError> {
+        let unsupported = |what: String| {
+            Err(ProviderError::Unsupported {
+                message: format!("{what} is not supported on {provider}"),
+            })
+        };
+        if let Some(image) = task.docker_image()
+            && !self.docker_images
+        {
+            return unsupported(format!("image_id docker:{image}"));
+        }
+        if task.num_nodes > 1 && !self.multi_node {
+            return unsupported(format!("num_nodes {}", task.num_nodes));
+        }
+        if placement.use_spot && !self.spot {
+            return unsupported("use_spot".to_string());
+        }
+        if !task.ports.is_empty() && !self.ports {
+            return unsupported("opening ports".to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Live offers and free capacity a provider reports right now (e.g. this machine's shape, a
+/// Kubernetes cluster's free GPUs). Merged into the catalog and the policy before each solve.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LiveOffers {
+    /// Offers to add to the catalog.
+    pub offers: Vec<Offer>,
+    /// Capacity rows to add to the policy.
+    pub capacity: Vec<CapacityLimit>,
+}
+
+/// Create a cluster at a placement and start a task on it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProvisionRequest {
+    /// Idempotency key: provisioning twice with the same id creates one cluster.
+    pub request_id: String,
+    /// Cluster name (lower-case letters, digits, `-`; at most 63 characters).
+    pub cluster: String,
+    /// Where to run, exactly.
+    pub placement: Placement,
+    /// What to run.
+    pub task: TaskRun,
+}
+
+/// One node of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeInfo {
+    /// Rank, 0-based; rank 0 is the head.
+    pub rank: u32,
+    /// Address other nodes reach it at.
+    pub ip: String,
+}
+
+/// What [`Provider::provision`] created (or found, for a repeated request id).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterHandle {
+    /// Cluster name.
+    pub cluster: String,
+    /// Provider id.
+    pub provider: String,
+    /// The request id that created it.
+    pub request_id: String,
+    /// Nodes, by rank.
+    pub nodes: Vec<NodeInfo>,
+    /// The job the request's task runs as, if it has a `setup` or `run`.
+    pub job_id: Option<u64>,
+}
+
+/// A cluster's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ClusterState {
+    /// Being created; not yet running jobs.
+    Provisioning,
+    /// Nodes are up (whether or not a job is running).
+    Up,
+    /// Creation failed or the nodes were lost; only teardown is left to do.
+    Failed,
+}
+
+impl fmt::Display for ClusterState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ClusterState::Provisioning => "PROVISIONING",
+            ClusterState::Up => "UP",
+            ClusterState::Failed => "FAILED",
+        })
+    }
+}
+
+/// A job's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    /// Accepted, not started.
+    Pending,
+    /// `setup` or `run` is running on at least one node.
+    Running,
+    /// Every node exited 0.
+    Succeeded,
+    /// A node exited non-zero, or was lost.
+    Failed,
+}
+
+impl JobState {
+    /// Whether the job has ended.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JobState::Pending => "PENDING",
+            JobState::Running => "RUNNING",
+            JobState::Succeeded => "SUCCEEDED",
+            JobState::Failed => "FAILED",
+        })
+    }
+}
+
+/// One job on a cluster.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobStatus {
+    /// Job id, 1-based per cluster.
+    pub id: u64,
+    /// Task name.
+    pub name: String,
+    /// State.
+    pub state: JobState,
+    /// The job's exit code: the first non-zero node exit code in rank order, else 0; `None`
+    /// while running or when a node was lost.
+    pub exit_code: Option<i32>,
+    /// Per node (rank order): its exit code once it has one.
+    pub node_exit_codes: Vec<Option<i32>>,
+}
+
+/// A cluster's live status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterStatus {
+    /// Cluster name.
+    pub cluster: String,
+    /// Lifecycle state.
+    pub state: ClusterState,
+    /// Nodes, by rank.
+    pub nodes: Vec<NodeInfo>,
+    /// Jobs, oldest first.
+    pub jobs: Vec<JobStatus>,
+}
+
+impl ClusterStatus {
+    /// The job with id `id`.
+    pub fn job(&self, id: u64) -> Option<&JobStatus> {
+        self.jobs.iter().find(|j| j.id == id)
+    }
+
+    /// The newest job.
+    pub fn latest_job(&self) -> Option<&JobStatus> {
+        self.jobs.iter().max_by_key(|j| j.id)
+    }
+}
+
+/// A cluster a provider knows, found by [`CLUSTER_LABEL`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterSummary {
+    /// Cluster name (the label's value).
+    pub name: String,
+    /// Provider id.
+    pub provider: String,
+    /// Region (Kubernetes context).
+    pub region: String,
+    /// The request id that created it, when the provider recorded one.
+    pub request_id: Option<String>,
+    /// Every label on the cluster's resources.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Which logs to read, and how.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Keep streaming until the job ends (otherwise: what is there now, then end).
+    pub follow: bool,
+    /// Only the last `n` lines of each node's log before following.
+    pub tail: Option<usize>,
+    /// Only this node's log.
+    pub node: Option<u32>,
+    /// This job; the newest when `None`.
+    pub job: Option<u64>,
+}
+
+/// One line of a job's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    /// Node rank it came from.
+    pub node: u32,
+    /// The text, without the newline.
+    pub text: String,
+}
+
+impl LogLine {
+    /// The line as shown to users: prefixed with `(rank=N) ` when the job has several nodes.
+    pub fn render(&self, multi_node: bool) -> String {
+        if multi_node {
+            format!("(rank={}) {}", self.node, self.text)
+        } else {
+            self.text.clone()
+        }
+    }
+}
+
+/// A stream of log lines; ends when the logs end (or, with `follow`, when the job ends).
+pub type LogStream = Pin<Box<dyn Stream<Item = Result<LogLine, ProviderError>> + Send>>;
+
+/// What [`Provider::teardown`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeardownOutcome {
+    /// The cluster existed and its removal was done or requested.
+    Requested,
+    /// Nothing by that name existed.
+    AlreadyGone,
+}
+
+/// A predicate over a cluster's status, for [`Provider::wait_until`].
+pub type StatusPredicate<'a> = &'a (dyn Fn(&ClusterStatus) -> bool + Send + Sync);
+
+/// A place that runs tasks: a cloud, a Kubernetes cluster, this machine.
+///
+/// Object-safe (`Arc<dyn Provider>`), async, and `Send + Sync`. Every method is a contract; the
+/// shared suite in `conformance` (feature `testing`) checks it for every backend.
+///
+/// ```
+/// use std::sync::Arc;
+/// use skyplan_providers::{LocalProvider, Provider};
+/// let home = std::env::temp_dir().join(format!("skyplan-doc-{}", std::process::id()));
+/// let provider: Arc<dyn Provider> = Arc::new(LocalProvider::new(&home));
+/// assert_eq!(provider.id(), "local");
+/// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// let live = runtime.block_on(provider.offers()).unwrap();
+/// assert_eq!(live.offers[0].cloud, "local");
+/// assert!(live.offers.iter().all(|o| o.price.unwrap().is_zero()));
+/// # let _ = std::fs::remove_dir_all(home);
+/// ```
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The provider's id, which is also the cloud name of its offers (`local`, `aws`,
+    /// `kubernetes`).
+    fn id(&self) -> &str;
+
+    /// What this provider can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Live offers and free capacity. Cheap enough to call before every launch; a provider
+    /// whose prices come from the static catalog returns only capacity rows (or nothing).
+    async fn offers(&self) -> Result<LiveOffers, ProviderError>;
+
+    /// Creates the cluster at `request.placement`, labels every resource with
+    /// [`CLUSTER_LABEL`] = `request.cluster`, and starts `request.task` as job 1.
+    ///
+    /// - Idempotent on `request.request_id`: a repeat returns the existing cluster's handle and
+    ///   starts nothing new.
+    /// - A cluster of that name created by another request id: [`ProviderError::InvalidRequest`].
+    /// - Capacity or quota short: [`ProviderError::InsufficientCapacity`] /
+    ///   [`ProviderError::QuotaExceeded`] with the scope of the shortage; whatever was created
+    ///   is left for [`Provider::teardown`], which the launcher calls before trying elsewhere.
+    /// - A task this provider cannot run: [`ProviderError::Unsupported`].
+    ///
+    /// Returns once the task has started; it does not wait for it to finish.
+    async fn provision(&self, request: &ProvisionRequest) -> Result<ClusterHandle, ProviderError>;
+
+    /// The cluster's state and jobs. [`ProviderError::NotFound`] when it does not exist (never
+    /// created, or torn down).
+    async fn status(&self, cluster: &str) -> Result<ClusterStatus, ProviderError>;
+
+    /// Every cluster this provider holds resources for, found by [`CLUSTER_LABEL`] (not from
+    /// the state store), so that crashed launches can be found and torn down.
+    async fn list(&self) -> Result<Vec<ClusterSummary>, ProviderError>;
+
+    /// A job's output (the newest job unless `options.job`). With `follow`, the stream ends
+    /// when the job ends; without, it ends after the lines written so far.
+    /// [`ProviderError::NotFound`] for an unknown cluster or job.
+    async fn logs(&self, cluster: &str, options: &LogOptions) -> Result<LogStream, ProviderError>;
+
+    /// Stops every job and deletes every resource of the cluster. Idempotent:
+    /// [`TeardownOutcome::AlreadyGone`] when nothing of that name exists, never an error for
+    /// that. After `Requested`, [`Provider::list`] eventually stops listing it.
+    async fn teardown(&self, cluster: &str) -> Result<TeardownOutcome, ProviderError>;
+
+    /// Runs `task` as a new job on an existing cluster (`setup` is not run again, as in
+    /// SkyPilot's `exec`) and returns the job id. [`ProviderError::NotFound`] for an unknown
+    /// cluster; [`ProviderError::Unsupported`] by default.
+    async fn exec(&self, cluster: &str, task: &TaskRun) -> Result<u64, ProviderError> {
+        let _ = (cluster, task);
+        Err(ProviderError::Unsupported {
+            message: format!("exec on an existing cluster is not supported on {}", self.id()),
+        })
+    }
+
+    /// Polls [`Provider::status`] until `predicate` holds (returning that status) or `timeout`
+    /// passes ([`ProviderError::Timeout`]). Errors from `status`, `NotFound` included, end the
+    /// wait.
+    async fn wait_until(
+        &self,
+        cluster: &str,
+        predicate: StatusPredicate<'_>,
+        timeout: Duration,
+    ) -> Result<ClusterStatus, ProviderError> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(20);
+        loop {
+            let status = self.status(cluster).await?;
+            if predicate(&status) {
+                return Ok(status);
+            }
+            let elapsed = start.elapsed();
+            if elapsed >= timeout {
+                return Err(ProviderError::Timeout {
+                    what: format!("cluster {cluster:?}"),
+                    seconds: elapsed.as_secs_f64(),
+                });
+            }
+            tokio::time::sleep(delay.min(timeout - elapsed)).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! What a provider runs: [`TaskRun`], the launch-time form of a task (commands, envs, secrets,
+//! nodes) with secrets split out of the plain envs, and the node variables every backend sets
+//! (`SKYPLAN_NODE_RANK`, ... and SkyPilot's `SKYPILOT_*` spellings).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use skyplan_optimizer::spec::{PortRange, SecretString, TaskSpec, redact_text};
+
+use crate::ProviderError;
+
+/// One task as a provider runs it. `Debug` and `Serialize` show secrets as `<redacted>`; the
+/// values are reachable only through [`SecretString::expose`] when starting processes.
+///
+/// ```
+/// use skyplan_optimizer::spec::parse_task_str;
+/// use skyplan_providers::TaskRun;
+/// let yaml = "envs:\n  MODEL: gemma\n  HF_TOKEN: hf_abc\nrun: echo $MODEL\n";
+/// let pipeline = parse_task_str(yaml, "task.yaml").unwrap();
+/// let run = TaskRun::from_spec(&pipeline.tasks[0]).unwrap();
+/// assert_eq!(run.envs.get("MODEL").map(String::as_str), Some("gemma"));
+/// assert!(run.secrets.contains_key("HF_TOKEN") && !run.envs.contains_key("HF_TOKEN"));
+/// assert!(!format!("{run:?}").contains("hf_abc"));
+/// assert!(!serde_json::to_string(&run).unwrap().contains("hf_abc"));
+/// ```
+#[derive(Clone, Default, PartialEq)]
+pub struct TaskRun {
+    /// Task name (for job listings).
+    pub name: String,
+    /// Commands run once per node before `run`; a failure fails the job.
+    pub setup: Option<String>,
+    /// The job's commands.
+    pub run: Option<String>,
+    /// Non-secret environment.
+    pub envs: BTreeMap<String, String>,
+    /// Secret environment (declared `secrets` and token-like envs).
+    pub secrets: BTreeMap<String, SecretString>,
+    /// Local directory copied to each node's working directory.
+    pub workdir: Option<PathBuf>,
+    /// VM image, or container image when it starts with `docker:`.
+    pub image_id: Option<String>,
+    /// Ports to open.
+    pub ports: Vec<PortRange>,
+    /// Nodes; all run `setup` and `run` with their own rank.
+    pub num_nodes: u32,
+}
+
+/// A view of a [`TaskRun`] for `Debug` and `Serialize`: secrets as `<redacted>`, and secret
+/// values written literally into `setup` or `run` scrubbed too.
+#[derive(Debug, Serialize)]
+struct RedactedRun<'a> {
+    name: &'a str,
+    setup: Option<String>,
+    run: Option<String>,
+    envs: &'a BTreeMap<String, String>,
+    secrets: &'a BTreeMap<String, SecretString>,
+    workdir: &'a Option<PathBuf>,
+    image_id: &'a Option<String>,
+    ports: &'a [PortRange],
+    num_nodes: u32,
+}
+
+impl TaskRun {
+    fn redacted_view(&self) -> RedactedRun<'_> {
+        RedactedRun {
+            name: &self.name,
+            setup: self.setup.as_deref().map(|s| self.redact(s)),
+            run: self.run.as_deref().map(|s| self.redact(s)),
+            envs: &self.envs,
+            secrets: &self.secrets,
+            workdir: &self.workdir,
+            image_id: &self.image_id,
+            ports: &self.ports,
+            num_nodes: self.num_nodes,
+        }
+    }
+}
+
+impl std::fmt::Debug for TaskRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaskRun ")?;
+        std::fmt::Debug::fmt(&self.redacted_view(), f)
+    }
+}
+
+impl Serialize for TaskRun {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.redacted_view().serialize(serializer)
+    }
+}
+
+impl TaskRun {
+    /// A one-node task running `run`.
+    pub fn command(name: impl Into<String>, run: impl Into<String>) -> Self {
+        TaskRun {
+            name: name.into(),
+            run: Some(run.into()),
+            num_nodes: 1,
+            ..Default::default()
+        }
+    }
+
+    /// The launch-time form of a parsed task: token-like envs ([`TaskSpec::is_secret`]) move to
+    /// `secrets`; `image_id` and `ports` come from the first resource alternative. Fails when an
+    /// env or secret still has no value (give it with `--env NAME=VALUE`).
+    pub fn from_spec(spec: &TaskSpec) -> Result<Self, ProviderError> {
+        spec.check_values().map_err(|err| ProviderError::InvalidRequest {
+            message: err.to_string(),
+        })?;
+        let mut envs = BTreeMap::new();
+        let mut secrets = BTreeMap::new();
+        for (name, value) in &spec.envs {
+            let Some(value) = value else { continue };
+            if spec.is_secret(name) {
+                secrets.insert(name.clone(), SecretString::new(value.clone()));
+            } else {
+                envs.insert(name.clone(), value.clone());
+            }
+        }
+        for (name, value) in &spec.secrets {
+            if let Some(value) = value {
+                secrets.insert(name.clone(), value.clone());
+            }
+        }
+        let alternatives = spec.alternatives();
+        let first = alternatives.requests.first();
+        Ok(TaskRun {
+            name: spec.name.clone().unwrap_or_else(|| "task".to_string()),
+            setup: spec.setup.clone(),
+            run: spec.run.clone(),
+            envs,
+            secrets,
+            workdir: spec.workdir.as_ref().map(PathBuf::from),
+            image_id: first.and_then(|r| r.image_id.clone()),
+            ports: first.map(|r| r.ports.clone()).unwrap_or_default(),
+            num_nodes: spec.num_nodes.max(1),
+        })
+    }
+
+    /// The container image when `image_id` is `docker:IMAGE`.
+    pub fn docker_image(&self) -> Option<&str> {
+        self.image_id.as_deref().and_then(|id| id.strip_prefix("docker:"))
+    }
+
+    /// Every secret value, for scrubbing text with [`redact_text`].
+    pub fn secret_values(&self) -> Vec<&str> {
+        self.secrets
+            .values()
+            .map(SecretString::expose)
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+
+    /// `text` with this task's secret values replaced by `<redacted>`.
+    pub fn redact(&self, text: &str) -> String {
+        redact_text(text, &self.secret_values())
+    }
+}
+
+/// The variables every node gets, under skyplan's and SkyPilot's names: rank, the newline-
+/// separated node IPs (rank order), the node count and the accelerators per node.
+///
+/// ```
+/// let vars = skyplan_providers::node_variables(1, &["10.0.0.1".into(), "10.0.0.2".into()], 0.0);
+/// assert_eq!(vars["SKYPLAN_NODE_RANK"], "1");
+/// assert_eq!(vars["SKYPILOT_NODE_IPS"], "10.0.0.1\n10.0.0.2");
+/// assert_eq!(vars["SKYPILOT_NUM_NODES"], "2");
+/// assert_eq!(vars["SKYPLAN_NUM_GPUS_PER_NODE"], "0");
+/// ```
+pub fn node_variables(rank: u32, ips: &[String], gpus_per_node: f64) -> BTreeMap<String, String> {
+    let values = [
+        ("NODE_RANK", rank.to_string()),
+        ("NODE_IPS", ips.join("\n")),
+        ("NUM_NODES", ips.len().to_string()),
+        ("NUM_GPUS_PER_NODE", skyplan_catalog::format_count(gpus_per_node)),
+    ];
+    let mut out = BTreeMap::new();
+    for (suffix, value) in values {
+        out.insert(format!("SKYPLAN_{suffix}"), value.clone());
+        out.insert(format!("SKYPILOT_{suffix}"), value);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skyplan_optimizer::spec::parse_task_str;
+
+    #[test]
+    fn declared_secrets_and_token_envs_are_secret() {
+        let yaml =
+            "envs:\n  A: plain\n  DB_PASSWORD: pw\nsecrets:\n  API: s3cret\nnum_nodes: 2\nsetup: s\nrun: r\n";
+        let pipeline = parse_task_str(yaml, "t.yaml").expect("valid task");
+        let run = TaskRun::from_spec(&pipeline.tasks[0]).expect("values given");
+        assert_eq!(run.envs.keys().collect::<Vec<_>>(), ["A"]);
+        assert_eq!(run.secrets.keys().collect::<Vec<_>>(), ["API", "DB_PASSWORD"]);
+        assert_eq!(run.num_nodes, 2);
+        assert_eq!(run.redact("pw and s3cret"), "<redacted> and <redacted>");
+    }
+
+    #[test]
+    fn secrets_written_into_commands_are_scrubbed_from_debug_and_json() {
+        let mut run = TaskRun::command("t", "login --token hf_literal");
+        run.secrets
+            .insert("HF_TOKEN".into(), SecretString::new("hf_literal"));
+        assert!(!format!("{run:?}").contains("hf_literal"));
+        let json = serde_json::to_string(&run).expect("json");
+        assert!(
+            json.contains("login --token <redacted>") && !json.contains("hf_literal"),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn missing_values_are_invalid_requests() {
+        let pipeline = parse_task_str("envs:\n  HF_TOKEN:\nrun: x\n", "t.yaml").expect("valid task");
+        let err = TaskRun::from_spec(&pipeline.tasks[0]).expect_err("no value");
+        assert!(matches!(err, ProviderError::InvalidRequest { .. }), "{err}");
+    }
+
+    #[test]
+    fn docker_image_comes_from_resources() {
+        let yaml = "resources:\n  image_id: docker:vllm/vllm-openai:latest\n  ports: 8000\nrun: x\n";
+        let pipeline = parse_task_str(yaml, "t.yaml").expect("valid task");
+        let run = TaskRun::from_spec(&pipeline.tasks[0]).expect("values given");
+        assert_eq!(run.docker_image(), Some("vllm/vllm-openai:latest"));
+        assert_eq!(run.ports, vec![PortRange::single(8000)]);
+    }
+}

@@ -1,0 +1,14 @@
+//! Integration tests of skyplan-providers, one module per concern (needs features `testing` and
+//! `local`: `cargo test -p skyplan-providers --all-features`).
+
+/// Shared helpers: temporary homes, small catalogs, launchers.
+mod util;
+
+/// The shared provider contract, run against the fake and the local backend.
+mod conformance;
+/// The failover launcher against the fake provider: capacity, quota, invalid, transient errors.
+mod failover;
+/// The local backend end to end: multi-node runs, status, logs, exec, down, secrets.
+mod local;
+/// The state store: concurrent launches and consistency; crash recovery through `down`.
+mod store;

@@ -1,0 +1,159 @@
+//! `skyplan launch TASK.yaml` (and `skyplan optimize`): parse the task file, apply command-line
+//! overrides, plan the cheapest feasible placement, and (without `--dryrun`) run it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use skyplan::optimizer::spec::{TaskOverrides, parse_env_override, parse_task_file};
+use skyplan::optimizer::{Objective, Policy};
+
+use super::Cli;
+
+/// Arguments of `launch` and `optimize`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The task file (SkyPilot YAML; several documents make a pipeline).
+    #[arg(value_name = "TASK.yaml")]
+    pub task: PathBuf,
+    /// Plan only: print the considered resources and the chosen placement, create nothing.
+    #[arg(long)]
+    pub dryrun: bool,
+    /// Cluster name (default: derived from the task name).
+    #[arg(short = 'c', long = "cluster", value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Return once the job is started instead of streaming its logs.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Set or override an env (`K=V`); required for envs whose value is null in the file.
+    #[arg(long = "env", value_name = "K=V")]
+    pub envs: Vec<String>,
+    /// Set a secret (`K=V`): passed to the task, never shown.
+    #[arg(long = "secret", value_name = "K=V")]
+    pub secrets: Vec<String>,
+    /// Where to run: `aws`, `aws/us-east-1`, `gcp/*/us-central1-a`, `k8s/CONTEXT`.
+    #[arg(long, value_name = "INFRA")]
+    pub infra: Option<String>,
+    /// Accelerators, replacing the file's (`L4:1`, `H100:8`).
+    #[arg(long, value_name = "NAME:COUNT")]
+    pub gpus: Option<String>,
+    /// vCPUs per node (`4`, `4+`).
+    #[arg(long, value_name = "N[+]")]
+    pub cpus: Option<String>,
+    /// Memory per node in GB (`16`, `16+`).
+    #[arg(long, value_name = "N[+]")]
+    pub memory: Option<String>,
+    /// Number of nodes.
+    #[arg(long, value_name = "N")]
+    pub num_nodes: Option<u32>,
+    /// Use spot instances.
+    #[arg(long)]
+    pub use_spot: bool,
+    /// What to minimize.
+    #[arg(long, value_enum, default_value_t = ObjectiveArg::Cost)]
+    pub objective: ObjectiveArg,
+    /// With `--objective cost`: the whole pipeline must finish within this many hours.
+    #[arg(long, value_name = "HOURS")]
+    pub deadline: Option<f64>,
+    /// Stop the integer program after this many seconds and use the best plan found.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub time_limit: f64,
+}
+
+/// `--objective` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObjectiveArg {
+    /// Total dollars (compute + egress).
+    Cost,
+    /// Makespan (ties broken by cost).
+    Time,
+}
+
+/// Runs `launch` (or `optimize`, which is `launch --dryrun`).
+pub fn run(cli: &Cli, args: &Args, dryrun: bool) -> anyhow::Result<ExitCode> {
+    let mut pipeline = parse_task_file(&args.task)?;
+    name_unnamed_tasks(&mut pipeline, &args.task);
+    let overrides = overrides(args)?;
+    pipeline.apply_overrides(&overrides)?;
+    let catalog = super::load_catalog(cli)?;
+    let policy = policy(args)?;
+    let plan = skyplan::plan::plan_pipeline(&catalog, &pipeline, &policy)?;
+    if dryrun || args.dryrun {
+        if cli.json {
+            super::print_json(&plan)?;
+        } else {
+            super::print_text(&skyplan::render::plan_text(&plan))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    anyhow::bail!("launching is not wired into this build yet; use --dryrun to plan")
+}
+
+/// Unnamed tasks are named after the file (`train.yaml` -> `train`, or `train-2` in a pipeline).
+fn name_unnamed_tasks(pipeline: &mut skyplan::optimizer::spec::Pipeline, file: &std::path::Path) {
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("task")
+        .to_string();
+    let single = pipeline.tasks.len() == 1;
+    for (index, task) in pipeline.tasks.iter_mut().enumerate() {
+        if task.name.is_none() {
+            task.name = Some(if single {
+                stem.clone()
+            } else {
+                format!("{stem}-{}", index + 1)
+            });
+        }
+    }
+}
+
+fn overrides(args: &Args) -> anyhow::Result<TaskOverrides> {
+    let pairs = |values: &[String], flag: &str| -> anyhow::Result<Vec<(String, String)>> {
+        values
+            .iter()
+            .map(|v| {
+                parse_env_override(v)
+                    .with_context(|| format!("{flag} {}", v.split('=').next().unwrap_or_default()))
+            })
+            .collect()
+    };
+    Ok(TaskOverrides {
+        envs: pairs(&args.envs, "--env")?,
+        secrets: pairs(&args.secrets, "--secret")?,
+        infra: args.infra.clone(),
+        gpus: args.gpus.clone(),
+        use_spot: args.use_spot.then_some(true),
+        cpus: args.cpus.clone(),
+        memory: args.memory.clone(),
+        num_nodes: args.num_nodes,
+        ..TaskOverrides::default()
+    })
+}
+
+fn policy(args: &Args) -> anyhow::Result<Policy> {
+    let mut policy = skyplan::plan::default_policy()?;
+    if !(args.time_limit.is_finite() && args.time_limit > 0.0) {
+        anyhow::bail!(
+            "--time-limit {}: expected a positive number of seconds",
+            args.time_limit
+        );
+    }
+    policy.time_limit = Duration::from_secs_f64(args.time_limit);
+    policy.objective = match (args.objective, args.deadline) {
+        (ObjectiveArg::Time, None) => Objective::Time,
+        (ObjectiveArg::Time, Some(_)) => {
+            anyhow::bail!("--deadline goes with --objective cost (the default), not time")
+        }
+        (ObjectiveArg::Cost, None) => Objective::Cost,
+        (ObjectiveArg::Cost, Some(hours)) if hours.is_finite() && hours > 0.0 => {
+            Objective::CostWithDeadline { hours }
+        }
+        (ObjectiveArg::Cost, Some(hours)) => {
+            anyhow::bail!("--deadline {hours}: expected a positive number of hours")
+        }
+    };
+    Ok(policy)
+}
