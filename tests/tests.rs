@@ -1,4 +1,5 @@
 //! skyplan's one integration-test binary. Each module is one concern:
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 /// Shared helpers: running the CLI, temporary directories.
 mod util;

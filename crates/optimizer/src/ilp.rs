@@ -20,10 +20,6 @@ use crate::OptimizerError;
 use crate::model::{Objective, Policy};
 use crate::solve::{Problem, greedy, to_f64};
 
-/// Edges whose two tasks have at most this many location pairs get the pairwise (transport)
-/// egress formulation; larger ones the per-cloud/per-region savings formulation.
-const PAIR_LIMIT: usize = 400;
-
 /// A candidate's identity across tasks: (offer address, spot, nodes, duration bits).
 type CandidateId = (usize, bool, u32, u64);
 
@@ -48,32 +44,24 @@ fn dominated_locations(problem: &Problem<'_>, policy: &Policy) -> Vec<bool> {
     let mut capacitated = vec![false; n_locs];
     // Cheapest cost per location, once per distinct candidate list (tasks with the same
     // requirements share one).
-    let mut kinds: HashMap<Vec<CandidateId>, Vec<f64>> = HashMap::new();
+    let mut kinds: HashMap<usize, Vec<f64>> = HashMap::new();
     for task in 0..problem.cands.len() {
-        let signature: Vec<CandidateId> = problem.cands[task]
-            .iter()
-            .map(|c| {
-                (
-                    std::ptr::from_ref(c.offer) as usize,
-                    c.spot,
-                    c.nodes,
-                    c.duration_hours.to_bits(),
-                )
-            })
-            .collect();
         for (i, usage) in problem.usage[task].iter().enumerate() {
             if !usage.is_empty() {
                 capacitated[problem.cand_loc[task][i] as usize] = true;
             }
         }
-        kinds.entry(signature).or_insert_with(|| {
-            let mut best = vec![f64::INFINITY; n_locs];
-            for (i, c) in problem.cands[task].iter().enumerate() {
-                let slot = &mut best[problem.cand_loc[task][i] as usize];
-                *slot = slot.min(to_f64(c.cost));
-            }
-            best
-        });
+        // Tasks with identical requirements share one candidate list: one cost vector per list.
+        kinds
+            .entry(std::rc::Rc::as_ptr(&problem.cands[task]) as usize)
+            .or_insert_with(|| {
+                let mut best = vec![f64::INFINITY; n_locs];
+                for (i, c) in problem.cands[task].iter().enumerate() {
+                    let slot = &mut best[problem.cand_loc[task][i] as usize];
+                    *slot = slot.min(to_f64(c.cost));
+                }
+                best
+            });
     }
     let costs: Vec<Vec<f64>> = kinds.into_values().collect();
     let locs = &problem.locs;
@@ -161,7 +149,7 @@ pub(crate) fn solve(problem: &Problem<'_>, policy: &Policy) -> Result<Outcome, O
     tracing::debug!(
         tasks = n,
         kept = kept.iter().map(Vec::len).sum::<usize>(),
-        all = problem.cands.iter().map(Vec::len).sum::<usize>(),
+        all = problem.cands.iter().map(|c| c.len()).sum::<usize>(),
         "integer program candidates after pruning"
     );
     if let Some(task) = kept.iter().position(Vec::is_empty) {
@@ -286,40 +274,6 @@ pub(crate) fn solve(problem: &Problem<'_>, policy: &Policy) -> Result<Outcome, O
     for &(a, b, gb) in &problem.priced {
         let locs_a: Vec<u32> = dedup(kept[a].iter().map(|&i| problem.cand_loc[a][i]));
         let locs_b: Vec<u32> = dedup(kept[b].iter().map(|&i| problem.cand_loc[b][i]));
-        if locs_a.len() * locs_b.len() <= PAIR_LIMIT {
-            // Few location pairs: a transport between the two tasks' location marginals. Its LP
-            // relaxation is much tighter (exact on trees), so HiGHS branches far less.
-            let mut pairs: Vec<(u32, u32, Variable)> = Vec::with_capacity(locs_a.len() * locs_b.len());
-            for &la in &locs_a {
-                for &lb in &locs_b {
-                    let y = add(&mut vars, variable().min(0));
-                    let rate = problem.locs.rate(la, lb);
-                    if rate > 0.0 {
-                        objective.add_mul(gb * rate, y);
-                    }
-                    pairs.push((la, lb, y));
-                }
-            }
-            for &la in &locs_a {
-                let mut out = Expression::with_capacity(locs_b.len());
-                for &(from, _, y) in &pairs {
-                    if from == la {
-                        out.add_mul(1.0, y);
-                    }
-                }
-                constraints.push(constraint!(out == location_sum(a, &|m| m == la)));
-            }
-            for &lb in &locs_b {
-                let mut into = Expression::with_capacity(locs_a.len());
-                for &(_, to, y) in &pairs {
-                    if to == lb {
-                        into.add_mul(1.0, y);
-                    }
-                }
-                constraints.push(constraint!(into == location_sum(b, &|m| m == lb)));
-            }
-            continue;
-        }
         // Pay the internet rate from wherever `a` runs...
         for (k, &i) in kept[a].iter().enumerate() {
             let rate = problem.locs.internet[problem.cand_loc[a][i] as usize];

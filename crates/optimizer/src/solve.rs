@@ -3,6 +3,7 @@
 //! otherwise), and assembles the [`Plan`]. Deterministic for the same inputs.
 
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::time::Instant;
 
 use rust_decimal::Decimal;
@@ -80,10 +81,14 @@ pub(crate) fn to_f64(value: Decimal) -> f64 {
 /// Everything the algorithms need, indexed by task position (graph order).
 pub(crate) struct Problem<'a> {
     pub names: Vec<String>,
-    pub cands: Vec<Vec<Candidate<'a>>>,
-    pub cand_loc: Vec<Vec<u32>>,
+    /// Per task its candidates, cheapest first (shared by tasks with identical requirements).
+    pub cands: Vec<Rc<Vec<Candidate<'a>>>>,
+    /// Per task, per candidate: its location.
+    pub cand_loc: Vec<Rc<Vec<u32>>>,
     /// Per task, per candidate: (capacity row, amount) pairs with amount > 0.
-    pub usage: Vec<Vec<Vec<(usize, f64)>>>,
+    pub usage: Vec<Rc<Vec<Vec<(usize, f64)>>>>,
+    /// Per task: the considered groups (unmarked) and each candidate's group.
+    groups: Vec<Rc<Grouping>>,
     pub locs: Locations,
     /// Every edge (from, to, GB).
     pub edges: Vec<(usize, usize, f64)>,
@@ -95,7 +100,7 @@ pub(crate) struct Problem<'a> {
 
 impl Problem<'_> {
     pub fn capacitated(&self) -> bool {
-        self.usage.iter().flatten().any(|u| !u.is_empty())
+        self.usage.iter().any(|kind| kind.iter().any(|u| !u.is_empty()))
     }
 }
 
@@ -195,34 +200,56 @@ pub(crate) fn build_problem<'a>(
         .map(|id| id.index())
         .collect();
     let mut locs = Locations::default();
-    let mut cands = Vec::with_capacity(g.node_count());
-    let mut cand_loc = Vec::with_capacity(g.node_count());
-    let mut usage = Vec::with_capacity(g.node_count());
-    let mut names = Vec::with_capacity(g.node_count());
+    let n = g.node_count();
+    let (mut cands, mut cand_loc, mut usage) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut groups, mut names) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    // Tasks with identical requirements share one candidate list (large pipelines repeat a few
+    // kinds of task many times).
+    let mut shared: HashMap<String, Shared<'a>> = HashMap::new();
     for id in g.node_indices() {
         let task = &g[id];
-        let found = candidates(catalog, task, policy)?;
-        cand_loc.push(
-            found
-                .iter()
-                .map(|c| locs.intern(&c.offer.cloud, &c.offer.region, &policy.egress))
-                .collect(),
-        );
-        usage.push(
-            found
-                .iter()
-                .map(|c| {
-                    policy
-                        .capacity
-                        .iter()
-                        .enumerate()
-                        .map(|(row, limit)| (row, limit.usage(c.offer, c.spot) * f64::from(c.nodes)))
-                        .filter(|(_, amount)| *amount > 0.0)
-                        .collect()
-                })
-                .collect(),
-        );
-        cands.push(found);
+        let key =
+            serde_json::to_string(&(&task.requirements, task.mode, task.num_nodes, task.duration_hours))
+                .unwrap_or_else(|_| format!("{id:?}"));
+        let entry = match shared.get(&key) {
+            Some(entry) => entry.clone(),
+            None => {
+                let found = candidates(catalog, task, policy)?;
+                let locations: Vec<u32> = found
+                    .iter()
+                    .map(|c| locs.intern(&c.offer.cloud, &c.offer.region, &policy.egress))
+                    .collect();
+                let used: Vec<Vec<(usize, f64)>> = found
+                    .iter()
+                    .map(|c| {
+                        policy
+                            .capacity
+                            .iter()
+                            .enumerate()
+                            .map(|(row, limit)| (row, limit.usage(c.offer, c.spot) * f64::from(c.nodes)))
+                            .filter(|(_, amount)| *amount > 0.0)
+                            .collect()
+                    })
+                    .collect();
+                let grouping = considered_groups(&found);
+                let entry = (
+                    Rc::new(found),
+                    Rc::new(locations),
+                    Rc::new(used),
+                    Rc::new(grouping),
+                );
+                shared.insert(key, entry.clone());
+                entry
+            }
+        };
+        cands.push(entry.0);
+        cand_loc.push(entry.1);
+        usage.push(entry.2);
+        groups.push(entry.3);
         names.push(task.name.clone());
     }
     let edges: Vec<(usize, usize, f64)> = graph
@@ -239,6 +266,7 @@ pub(crate) fn build_problem<'a>(
         cands,
         cand_loc,
         usage,
+        groups,
         locs,
         edges,
         priced,
@@ -408,7 +436,14 @@ pub(crate) fn assemble(problem: &Problem<'_>, choice: &[usize], policy: &Policy,
             alternatives,
             cost: chosen.cost,
             duration_hours: chosen.duration_hours,
-            considered: considered(cands, pick),
+            considered: {
+                let (groups, group_of) = &*problem.groups[task];
+                let mut groups = groups.clone();
+                if let Some(group) = groups.get_mut(group_of[pick]) {
+                    group.chosen = true;
+                }
+                groups
+            },
         });
     }
     let mut egress_cost = Decimal::ZERO;
@@ -440,26 +475,40 @@ pub(crate) fn assemble(problem: &Problem<'_>, choice: &[usize], policy: &Policy,
     }
 }
 
-/// One group per (cloud, accelerator, market), in order of each group's cheapest candidate.
-fn considered(cands: &[Candidate<'_>], pick: usize) -> Vec<ConsideredGroup> {
-    let mut groups: BTreeMap<(String, String, bool), usize> = BTreeMap::new();
-    let mut out: Vec<ConsideredGroup> = Vec::new();
-    for (i, c) in cands.iter().enumerate() {
-        let key = (c.offer.cloud.clone(), c.offer.accelerator_label(), c.spot);
-        match groups.get(&key) {
-            Some(&g) => {
-                out[g].candidates += 1;
-                out[g].chosen |= i == pick;
-            }
-            None => {
-                groups.insert(key, out.len());
-                out.push(ConsideredGroup {
-                    cheapest: Placement::from_candidate(c),
-                    candidates: 1,
-                    chosen: i == pick,
-                });
-            }
-        }
+/// Considered groups (unmarked) and each candidate's group index.
+type Grouping = (Vec<ConsideredGroup>, Vec<usize>);
+
+/// One task kind's shared data: candidates, their locations, capacity use and grouping.
+type Shared<'a> = (
+    Rc<Vec<Candidate<'a>>>,
+    Rc<Vec<u32>>,
+    Rc<Vec<Vec<(usize, f64)>>>,
+    Rc<Grouping>,
+);
+
+/// One group per (cloud, accelerator, market), in order of each group's cheapest candidate, and
+/// each candidate's group.
+fn considered_groups(cands: &[Candidate<'_>]) -> Grouping {
+    let mut index: BTreeMap<(&str, Option<&str>, u64, bool), usize> = BTreeMap::new();
+    let mut groups: Vec<ConsideredGroup> = Vec::new();
+    let mut group_of = Vec::with_capacity(cands.len());
+    for c in cands {
+        let key = (
+            c.offer.cloud.as_str(),
+            c.offer.accelerator.as_deref(),
+            c.offer.accelerator_count.to_bits(),
+            c.spot,
+        );
+        let g = *index.entry(key).or_insert_with(|| {
+            groups.push(ConsideredGroup {
+                cheapest: Placement::from_candidate(c),
+                candidates: 0,
+                chosen: false,
+            });
+            groups.len() - 1
+        });
+        groups[g].candidates += 1;
+        group_of.push(g);
     }
-    out
+    (groups, group_of)
 }

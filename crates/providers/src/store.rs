@@ -179,6 +179,25 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Runs `op` again while SQLite answers "busy" for a lock its busy handler does not wait for,
+/// for up to 10 seconds.
+fn retry_busy<T>(mut op: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let start = std::time::Instant::now();
+    loop {
+        match op() {
+            Err(rusqlite::Error::SqliteFailure(err, _))
+                if matches!(
+                    err.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && start.elapsed() < Duration::from_secs(10) =>
+            {
+                std::thread::sleep(Duration::from_millis(5 + fastrand::u64(..20)));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn db_error(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> ProviderError {
     let context = context.into();
     move |err| ProviderError::state(context, err)
@@ -236,11 +255,17 @@ impl StateStore {
         connection
             .busy_timeout(Duration::from_secs(10))
             .map_err(db_error(&opened))?;
-        // Switching to WAL needs a moment of exclusivity; the busy handler covers other
-        // connections, and the mode is persistent, so later opens find it already set.
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_error(&opened))?;
+        // Switching to WAL needs a moment of exclusivity that SQLite's busy handler does not
+        // wait for (two first opens at once get SQLITE_BUSY), so retry briefly. The mode is
+        // persistent: later opens find it set and skip the switch.
+        retry_busy(|| {
+            let mode: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                connection.pragma_update(None, "journal_mode", "WAL")?;
+            }
+            Ok(())
+        })
+        .map_err(db_error(&opened))?;
         connection
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_error(&opened))?;

@@ -217,7 +217,7 @@ fn secrets_reach_the_process_but_not_logs_state_or_debug() {
             texts,
             [
                 "token=<redacted> db=<redacted> model=gemma",
-                "eulaVterceS3puS_fh",
+                "eulaVterceSr3puS_fh",
                 "<redacted>"
             ]
         );
