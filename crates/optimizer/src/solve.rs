@@ -86,7 +86,7 @@ pub(crate) struct Problem<'a> {
     /// Per task, per candidate: its location.
     pub cand_loc: Vec<Rc<Vec<u32>>>,
     /// Per task, per candidate: (capacity row, amount) pairs with amount > 0.
-    pub usage: Vec<Rc<Vec<Vec<(usize, f64)>>>>,
+    pub usage: Vec<Rc<Usage>>,
     /// Per task: the considered groups (unmarked) and each candidate's group.
     groups: Vec<Rc<Grouping>>,
     pub locs: Locations,
@@ -479,12 +479,10 @@ pub(crate) fn assemble(problem: &Problem<'_>, choice: &[usize], policy: &Policy,
 type Grouping = (Vec<ConsideredGroup>, Vec<usize>);
 
 /// One task kind's shared data: candidates, their locations, capacity use and grouping.
-type Shared<'a> = (
-    Rc<Vec<Candidate<'a>>>,
-    Rc<Vec<u32>>,
-    Rc<Vec<Vec<(usize, f64)>>>,
-    Rc<Grouping>,
-);
+type Shared<'a> = (Rc<Vec<Candidate<'a>>>, Rc<Vec<u32>>, Rc<Usage>, Rc<Grouping>);
+
+/// Per candidate: (capacity row, amount) pairs with amount > 0.
+pub(crate) type Usage = Vec<Vec<(usize, f64)>>;
 
 /// One group per (cloud, accelerator, market), in order of each group's cheapest candidate, and
 /// each candidate's group.

@@ -117,7 +117,12 @@ pub async fn wait_job(provider: &dyn Provider, cluster: &str, id: u64) -> Cluste
         .expect("job finishes")
 }
 
-/// Whether a process with this pid exists.
+/// Whether a process with this pid exists and is not a zombie (orphans may never be reaped in
+/// containers without an init).
 pub fn pid_exists(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z" | "X") | None)
 }
