@@ -1,5 +1,7 @@
 //! Command-line definitions (clap) and dispatch. Each subcommand lives in its own module.
 
+#[cfg(feature = "kubesim")]
+mod kubesim;
 mod launch;
 mod show_gpus;
 
@@ -39,6 +41,9 @@ pub enum Command {
     Launch(launch::Args),
     /// Plan a task or pipeline without running it (same as `launch --dryrun`).
     Optimize(launch::Args),
+    /// Run the bundled Kubernetes API simulator (kubesim) in the foreground.
+    #[cfg(feature = "kubesim")]
+    Kubesim(kubesim::Args),
 }
 
 /// Parses arguments, runs the command, prints errors, and returns the exit code.
@@ -49,6 +54,8 @@ pub fn main() -> ExitCode {
         Command::ShowGpus(args) => show_gpus::run(&cli, args),
         Command::Launch(args) => launch::run(&cli, args, false),
         Command::Optimize(args) => launch::run(&cli, args, true),
+        #[cfg(feature = "kubesim")]
+        Command::Kubesim(args) => kubesim::run(&cli, args),
     };
     match result {
         Ok(code) => code,

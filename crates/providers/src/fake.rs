@@ -34,7 +34,7 @@ pub enum Call {
         /// The cluster.
         cluster: String,
         /// The placement.
-        placement: Placement,
+        placement: Box<Placement>,
     },
     /// `status(cluster)`.
     Status {
@@ -234,7 +234,7 @@ impl FakeProvider {
             .calls
             .iter()
             .filter_map(|c| match c {
-                Call::Provision { placement, .. } => Some(placement.clone()),
+                Call::Provision { placement, .. } => Some((**placement).clone()),
                 _ => None,
             })
             .collect()
@@ -361,7 +361,7 @@ impl Provider for FakeProvider {
         state.calls.push(Call::Provision {
             request_id: request.request_id.clone(),
             cluster: request.cluster.clone(),
-            placement: request.placement.clone(),
+            placement: Box::new(request.placement.clone()),
         });
         if let Some(primed) = state
             .primed
