@@ -69,6 +69,15 @@ pub fn default_cluster_name(task_name: &str) -> String {
     format!("{}-{:04x}", base.trim_end_matches('-'), fastrand::u16(..))
 }
 
+/// How [`launch_pipeline`] names clusters and whether it waits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LaunchOptions<'a> {
+    /// Cluster name; generated from the first task's name when `None`.
+    pub cluster: Option<&'a str>,
+    /// Return once the last task has started instead of streaming its logs.
+    pub detach: bool,
+}
+
 /// What [`launch_pipeline`] did.
 #[derive(Debug, serde::Serialize)]
 pub struct LaunchReport {
@@ -78,9 +87,9 @@ pub struct LaunchReport {
     pub exit_code: Option<i32>,
 }
 
-/// Launches every task of `pipeline` in dependency order, each on its own cluster (`cluster`,
-/// or a generated name; `NAME-1`, `NAME-2`, ... for several tasks), failing over as needed.
-/// Unless `detach`, streams each job's logs to `out` (secrets scrubbed, `(rank=N)` prefixes for
+/// Launches every task of `pipeline` in dependency order, each on its own cluster
+/// (`options.cluster`, or a generated name; `NAME-1`, `NAME-2`, ... for several tasks), failing
+/// over as needed. Unless `options.detach`, streams each job's logs to `out` (secrets scrubbed, `(rank=N)` prefixes for
 /// multi-node jobs) and waits for it; a task that fails stops the pipeline. With `detach`, the
 /// last task is left running (earlier ones are still awaited: their successors depend on them).
 pub fn launch_pipeline(
@@ -88,8 +97,7 @@ pub fn launch_pipeline(
     catalog: Catalog,
     policy: Policy,
     pipeline: &Pipeline,
-    cluster: Option<&str>,
-    detach: bool,
+    options: &LaunchOptions<'_>,
     progress: &dyn Progress,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<LaunchReport> {
@@ -99,9 +107,15 @@ pub fn launch_pipeline(
     let graph = crate::plan::graph_from_pipeline(pipeline);
     let nodes: Vec<_> = graph.task_ids().map(|id| graph.task(id).clone()).collect();
     let secrets = pipeline.secret_values();
-    let base = match cluster {
+    let base = match options.cluster {
         Some(name) => name.to_string(),
-        None => default_cluster_name(pipeline.tasks.first().and_then(|t| t.name.as_deref()).unwrap_or("task")),
+        None => default_cluster_name(
+            pipeline
+                .tasks
+                .first()
+                .and_then(|t| t.name.as_deref())
+                .unwrap_or("task"),
+        ),
     };
     let store = open_store(home)?;
     let launcher = Launcher::new(catalog, policy, store).with_providers(providers(home));
@@ -133,7 +147,7 @@ pub fn launch_pipeline(
         let job = outcome.handle.job_id;
         report.launches.push(outcome);
         let last = position + 1 == order.len();
-        if detach && last {
+        if options.detach && last {
             writeln!(
                 out,
                 "Job submitted to cluster {name}. Follow it with `skyplan logs {name} --follow`; stop it with `skyplan down {name}`."
@@ -185,10 +199,8 @@ pub async fn follow_job(
         let text = redact_text(&line.render(multi_node), secrets);
         writeln!(out, "{text}").map_err(|err| ProviderError::io("writing logs", err))?;
     }
-    let finished = move |s: &ClusterStatus| {
-        job.and_then(|id| s.job(id))
-            .is_none_or(|j| j.state.is_finished())
-    };
+    let finished =
+        move |s: &ClusterStatus| job.and_then(|id| s.job(id)).is_none_or(|j| j.state.is_finished());
     let status = provider
         .wait_until(cluster, &finished, Duration::from_secs(365 * 24 * 3600))
         .await?;
@@ -280,8 +292,13 @@ pub fn check_providers(home: &Path) -> std::io::Result<Vec<ProviderCheck>> {
                                 "{} ({} vCPUs, {} GiB, {})",
                                 o.instance_type,
                                 o.vcpus.map_or("?".to_string(), skyplan_catalog::format_count),
-                                o.memory_gib.map_or("?".to_string(), skyplan_catalog::format_count),
-                                if o.accelerator.is_some() { o.accelerator_label() } else { "no GPU".to_string() }
+                                o.memory_gib
+                                    .map_or("?".to_string(), skyplan_catalog::format_count),
+                                if o.accelerator.is_some() {
+                                    o.accelerator_label()
+                                } else {
+                                    "no GPU".to_string()
+                                }
                             )
                         })
                         .collect::<Vec<_>>()
@@ -302,9 +319,14 @@ pub fn check_providers(home: &Path) -> std::io::Result<Vec<ProviderCheck>> {
 /// The `skyplan status` table.
 pub fn status_table(report: &skyplan_providers::StatusReport) -> String {
     let mut table = comfy_table::Table::new();
-    table
-        .load_preset(comfy_table::presets::NOTHING)
-        .set_header(["NAME", "INFRA", "RESOURCES", "STATUS", "JOBS", "LAUNCHED"]);
+    table.load_preset(comfy_table::presets::NOTHING).set_header([
+        "NAME",
+        "INFRA",
+        "RESOURCES",
+        "STATUS",
+        "JOBS",
+        "LAUNCHED",
+    ]);
     for view in &report.clusters {
         let record = &view.record;
         let placement = record.placement.as_ref();
@@ -386,7 +408,10 @@ mod tests {
     fn default_names_are_valid_cluster_names() {
         for task in ["My_Task", "train", "123", "---", "a".repeat(80).as_str()] {
             let name = default_cluster_name(task);
-            assert!(skyplan_providers::check_cluster_name(&name).is_ok(), "{task} -> {name}");
+            assert!(
+                skyplan_providers::check_cluster_name(&name).is_ok(),
+                "{task} -> {name}"
+            );
         }
     }
 }

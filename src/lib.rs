@@ -17,8 +17,10 @@ use std::path::{Path, PathBuf};
 
 pub use skyplan_catalog as catalog;
 pub use skyplan_optimizer as optimizer;
+pub use skyplan_providers as providers;
 
 pub mod embedded;
+pub mod launch;
 pub mod plan;
 pub mod render;
 

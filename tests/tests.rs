@@ -12,3 +12,6 @@ mod show_gpus;
 
 /// `skyplan launch --dryrun` and `optimize`: plans, overrides, and bad task files.
 mod launch_dryrun;
+
+/// `skyplan launch` on the local provider, with `status`, `logs` and `down`.
+mod launch_local;

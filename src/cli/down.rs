@@ -42,7 +42,14 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
                 if !cli.json {
                     let text = if outcome.found() {
                         let places: Vec<&str> = outcome.torn_down.iter().map(|(p, _)| p.as_str()).collect();
-                        format!("Terminated {name}{}.", if places.is_empty() { String::new() } else { format!(" on {}", places.join(", ")) })
+                        format!(
+                            "Terminated {name}{}.",
+                            if places.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" on {}", places.join(", "))
+                            }
+                        )
                     } else {
                         format!("Cluster {name} not found; nothing to remove.")
                     };
@@ -64,5 +71,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     } else if names.is_empty() {
         super::print_text("No clusters.")?;
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -36,7 +36,10 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let pairs = |values: &[String], flag: &str| -> anyhow::Result<Vec<(String, String)>> {
         values
             .iter()
-            .map(|v| parse_env_override(v).with_context(|| format!("{flag} {}", v.split('=').next().unwrap_or_default())))
+            .map(|v| {
+                parse_env_override(v)
+                    .with_context(|| format!("{flag} {}", v.split('=').next().unwrap_or_default()))
+            })
             .collect()
     };
     pipeline.apply_overrides(&TaskOverrides {
@@ -45,11 +48,20 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         ..TaskOverrides::default()
     })?;
     let [spec] = pipeline.tasks.as_slice() else {
-        anyhow::bail!("{}: exec runs one task; this file has {}", args.task.display(), pipeline.tasks.len());
+        anyhow::bail!(
+            "{}: exec runs one task; this file has {}",
+            args.task.display(),
+            pipeline.tasks.len()
+        );
     };
     let mut task = TaskRun::from_spec(spec)?;
     if task.name == "task" {
-        task.name = args.task.file_stem().and_then(|s| s.to_str()).unwrap_or("task").to_string();
+        task.name = args
+            .task
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("task")
+            .to_string();
     }
     let home = skyplan::home_dir(cli.home.as_deref())?;
     let store = skyplan::launch::open_store(&home)?;
@@ -58,16 +70,28 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let runtime = skyplan::launch::runtime()?;
     let job = runtime.block_on(launcher.exec(&args.name, &task))?;
     if args.detach {
-        super::print_text(&format!("Job {job} submitted to {}; `skyplan logs {} {job} --follow` follows it.", args.name, args.name))?;
+        super::print_text(&format!(
+            "Job {job} submitted to {}; `skyplan logs {} {job} --follow` follows it.",
+            args.name, args.name
+        ))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let record = launcher.store().cluster(&args.name)?.context("the cluster vanished")?;
+    let record = launcher
+        .store()
+        .cluster(&args.name)?
+        .context("the cluster vanished")?;
     let provider = record
         .provider
         .as_ref()
         .and_then(|p| launcher.providers().get(p))
         .context("the cluster's provider is not available")?;
     let mut out = std::io::stdout();
-    let code = runtime.block_on(skyplan::launch::follow_job(provider.as_ref(), &args.name, Some(job), &task.secret_values(), &mut out))?;
+    let code = runtime.block_on(skyplan::launch::follow_job(
+        provider.as_ref(),
+        &args.name,
+        Some(job),
+        &task.secret_values(),
+        &mut out,
+    ))?;
     Ok(super::logs::exit_code(code))
 }

@@ -78,7 +78,10 @@ pub fn run(cli: &Cli, args: &Args, dryrun: bool) -> anyhow::Result<ExitCode> {
     pipeline.apply_overrides(&overrides)?;
     let catalog = super::load_catalog(cli)?;
     let policy = policy(args)?;
-    let plan = skyplan::plan::plan_pipeline(&catalog, &pipeline, &policy)?;
+    // Plan with this machine's live offers too, so the plan shows what `launch` will do.
+    let home = skyplan::home_dir(cli.home.as_deref())?;
+    let live = skyplan::launch::catalog_with_live_offers(&home, catalog.clone())?;
+    let plan = skyplan::plan::plan_pipeline(&live, &pipeline, &policy)?;
     if dryrun || args.dryrun {
         if cli.json {
             super::print_json(&plan)?;
@@ -87,7 +90,37 @@ pub fn run(cli: &Cli, args: &Args, dryrun: bool) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    anyhow::bail!("launching is not wired into this build yet; use --dryrun to plan")
+    if !cli.json {
+        super::print_text(&skyplan::render::plan_text(&plan))?;
+    }
+    let progress = skyplan::launch::progress_for_stderr();
+    // With --json, stdout carries only the JSON report; the job's output goes to stderr.
+    let mut out: Box<dyn std::io::Write + Send> = if cli.json {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    // The launcher adds live offers itself: hand it the static catalog.
+    let options = skyplan::launch::LaunchOptions {
+        cluster: args.cluster.as_deref(),
+        detach: args.detach,
+    };
+    let report = skyplan::launch::launch_pipeline(
+        &home,
+        catalog,
+        policy,
+        &pipeline,
+        &options,
+        progress.as_ref(),
+        &mut *out,
+    )?;
+    if cli.json {
+        super::print_json(&report)?;
+    }
+    Ok(match report.exit_code {
+        None if args.detach => ExitCode::SUCCESS,
+        code => super::logs::exit_code(code),
+    })
 }
 
 /// Unnamed tasks are named after the file (`train.yaml` -> `train`, or `train-2` in a pipeline).

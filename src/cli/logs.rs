@@ -33,18 +33,30 @@ pub struct Args {
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let home = skyplan::home_dir(cli.home.as_deref())?;
     let store = skyplan::launch::open_store(&home)?;
-    let record = store
-        .cluster(&args.name)?
-        .with_context(|| format!("cluster {:?} not found; `skyplan status` lists clusters", args.name))?;
+    let record = store.cluster(&args.name)?.with_context(|| {
+        format!(
+            "cluster {:?} not found; `skyplan status` lists clusters",
+            args.name
+        )
+    })?;
     let providers = skyplan::launch::providers(&home);
     let cloud = record.provider.clone().unwrap_or_default();
-    let provider = providers
-        .get(&cloud)
-        .with_context(|| format!("cluster {:?} runs on {cloud}, which this build cannot reach", args.name))?;
+    let provider = providers.get(&cloud).with_context(|| {
+        format!(
+            "cluster {:?} runs on {cloud}, which this build cannot reach",
+            args.name
+        )
+    })?;
     let runtime = skyplan::launch::runtime()?;
     if args.follow && args.tail.is_none() && args.node.is_none() {
         let mut out = std::io::stdout();
-        let code = runtime.block_on(skyplan::launch::follow_job(provider.as_ref(), &args.name, args.job, &[], &mut out))?;
+        let code = runtime.block_on(skyplan::launch::follow_job(
+            provider.as_ref(),
+            &args.name,
+            args.job,
+            &[],
+            &mut out,
+        ))?;
         return Ok(exit_code(code));
     }
     let options = LogOptions {

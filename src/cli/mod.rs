@@ -1,9 +1,14 @@
 //! Command-line definitions (clap) and dispatch. Each subcommand lives in its own module.
 
+mod check;
+mod down;
+mod exec;
 #[cfg(feature = "kubesim")]
 mod kubesim;
 mod launch;
+mod logs;
 mod show_gpus;
+mod status;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -41,6 +46,16 @@ pub enum Command {
     Launch(launch::Args),
     /// Plan a task or pipeline without running it (same as `launch --dryrun`).
     Optimize(launch::Args),
+    /// Show clusters, their live state and their latest job.
+    Status(status::Args),
+    /// Show (or follow) a job's output.
+    Logs(logs::Args),
+    /// Run a task as a new job on an existing cluster.
+    Exec(exec::Args),
+    /// Tear down clusters and everything they run.
+    Down(down::Args),
+    /// Show which clouds this build can launch on, and why not.
+    Check(check::Args),
     /// Run the bundled Kubernetes API simulator (kubesim) in the foreground.
     #[cfg(feature = "kubesim")]
     Kubesim(kubesim::Args),
@@ -54,6 +69,11 @@ pub fn main() -> ExitCode {
         Command::ShowGpus(args) => show_gpus::run(&cli, args),
         Command::Launch(args) => launch::run(&cli, args, false),
         Command::Optimize(args) => launch::run(&cli, args, true),
+        Command::Status(args) => status::run(&cli, args),
+        Command::Logs(args) => logs::run(&cli, args),
+        Command::Exec(args) => exec::run(&cli, args),
+        Command::Down(args) => down::run(&cli, args),
+        Command::Check(args) => check::run(&cli, args),
         #[cfg(feature = "kubesim")]
         Command::Kubesim(args) => kubesim::run(&cli, args),
     };

@@ -18,7 +18,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let home = skyplan::home_dir(cli.home.as_deref())?;
     let store = skyplan::launch::open_store(&home)?;
     let providers = skyplan::launch::providers(&home);
-    let mut report = skyplan::launch::runtime()?.block_on(skyplan_providers::status_report(&store, &providers))?;
+    let mut report =
+        skyplan::launch::runtime()?.block_on(skyplan_providers::status_report(&store, &providers))?;
     if !args.names.is_empty() {
         report.clusters.retain(|v| args.names.contains(&v.record.name));
         report.unrecorded.retain(|c| args.names.contains(&c.name));

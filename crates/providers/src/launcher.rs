@@ -921,3 +921,61 @@ pub async fn refresh_cluster(
         jobs: store.jobs(&record.name)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_within_its_bounds() {
+        let backoff = Backoff {
+            max_retries: 5,
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(300),
+            jitter: 0.5,
+        };
+        for _ in 0..100 {
+            let first = backoff.delay(1);
+            assert!(
+                first >= Duration::from_millis(50) && first <= Duration::from_millis(100),
+                "{first:?}"
+            );
+            let capped = backoff.delay(10);
+            assert!(
+                capped >= Duration::from_millis(150) && capped <= Duration::from_millis(300),
+                "{capped:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cluster_names_are_checked() {
+        for good in ["a", "dev-1", "x".repeat(63).as_str()] {
+            assert!(check_cluster_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "1abc", "Dev", "a_b", "a-", "x".repeat(64).as_str(), "../etc"] {
+            assert!(check_cluster_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn placements_and_actions_read_well() {
+        let mut placement = crate::test_placement("aws", "us-east-1", Some("use1-az1"), "g6.xlarge");
+        placement.accelerator = Some("L4".into());
+        placement.accelerator_count = 1.0;
+        placement.num_nodes = 2;
+        placement.use_spot = true;
+        assert_eq!(
+            describe_placement(&placement),
+            "aws/us-east-1/use1-az1 g6.xlarge (L4:1) x2, spot, $1/h"
+        );
+        let err = ProviderError::QuotaExceeded {
+            scope: Scope::Region,
+            message: "x".into(),
+        };
+        assert_eq!(
+            describe_action(&err.failover(&placement)),
+            "blocked region aws/us-east-1"
+        );
+    }
+}
