@@ -59,3 +59,99 @@ fn the_run_commands_exit_code_is_launchs_exit_code() {
     assert!(run.stdout.contains("about to fail"));
     assert_eq!(skyplan_with(&["down", "fails"], &env).code, 0);
 }
+
+#[test]
+fn killing_the_cli_mid_launch_then_down_cleans_up() {
+    let home = temp_dir("launch-crash");
+    let task = home.join("sleeper.yaml");
+    // The job writes its own PID so the test can check it is gone after `down`.
+    std::fs::write(
+        &task,
+        "run: |\n  echo $$ > \"$SKYPLAN_TEST_PIDFILE\"\n  echo started\n  sleep 300\n",
+    )
+    .unwrap();
+    let pidfile = home.join("job.pid");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skyplan"))
+        .args([
+            "launch",
+            task.to_str().unwrap(),
+            "-c",
+            "sleeper",
+            "--env",
+            &format!("SKYPLAN_TEST_PIDFILE={}", pidfile.display()),
+        ])
+        .env("SKYPLAN_HOME", &home)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !pidfile.exists() {
+        assert!(std::time::Instant::now() < deadline, "the job never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup runs in the CLI
+    child.wait().unwrap();
+    let pid: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| {
+                !stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false)
+    };
+    assert!(alive(pid), "the job should outlive the killed CLI");
+    let env = [("SKYPLAN_HOME", home.to_str().unwrap())];
+    let down = skyplan_with(&["down", "sleeper"], &env);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while alive(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job process {pid} survived `down`"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = skyplan_with(&["status", "--json"], &env);
+    assert!(!status.stdout.contains("sleeper"), "{}", status.stdout);
+}
+
+#[test]
+fn concurrent_launches_with_different_names_both_succeed() {
+    let home = temp_dir("launch-concurrent");
+    let task = home.join("quick.yaml");
+    std::fs::write(&task, "run: echo quick $SKYPLAN_NODE_RANK\n").unwrap();
+    let home_str = home.to_str().unwrap().to_string();
+    let handles: Vec<_> = ["first", "second"]
+        .into_iter()
+        .map(|name| {
+            let (home, task) = (home_str.clone(), task.to_str().unwrap().to_string());
+            std::thread::spawn(move || {
+                skyplan_with(&["launch", &task, "-c", name], &[("SKYPLAN_HOME", &home)])
+            })
+        })
+        .collect();
+    for handle in handles {
+        let run = handle.join().unwrap();
+        assert_eq!(run.code, 0, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("quick 0"));
+    }
+    let env = [("SKYPLAN_HOME", home_str.as_str())];
+    let status = skyplan_with(&["status", "--json"], &env);
+    assert!(
+        status.stdout.contains("\"first\"") && status.stdout.contains("\"second\""),
+        "{}",
+        status.stdout
+    );
+    assert_eq!(skyplan_with(&["down", "--all"], &env).code, 0);
+    assert!(
+        !skyplan_with(&["status", "--json"], &env)
+            .stdout
+            .contains("\"first\"")
+    );
+}
