@@ -17,12 +17,25 @@ use skyplan_providers::{
     ProviderError, Providers, StateStore, TaskRun,
 };
 
-/// The providers this build can use, for clusters kept under `home`: `local` always; cloud and
-/// Kubernetes backends join here as their features land.
+/// The providers this build can use, for clusters kept under `home`: `local` always;
+/// `kubernetes` (feature `kubernetes`) when `home/config.yaml` has a `kubernetes:` section or a
+/// kubeconfig exists (`KUBECONFIG`, `~/.kube/config`) — when that configuration is unusable, a
+/// stand-in that says why (in `skyplan check` and launches); cloud backends join as they land.
 pub fn providers(home: &Path) -> Providers {
     let mut providers = Providers::new();
     let local: Arc<dyn Provider> = Arc::new(skyplan_providers::LocalProvider::new(home));
     providers.insert(local.id().to_string(), local);
+    #[cfg(feature = "kubernetes")]
+    {
+        let kubernetes: Option<Arc<dyn Provider>> = match skyplan_providers::KubernetesProvider::from_home(home) {
+            Ok(None) => None,
+            Ok(Some(provider)) => Some(Arc::new(provider)),
+            Err(reason) => Some(Arc::new(skyplan_providers::UnavailableKubernetes::new(reason))),
+        };
+        if let Some(kubernetes) = kubernetes {
+            providers.insert(kubernetes.id().to_string(), kubernetes);
+        }
+    }
     providers
 }
 

@@ -8,6 +8,8 @@
 //!   quota error blocks the right scope, re-solves and tries the next, keeping the history.
 //! - [`StateStore`]: clusters, jobs and attempts in SQLite under `SKYPLAN_HOME`.
 //! - [`LocalProvider`] (feature `local`, default): processes on this machine.
+//! - `KubernetesProvider` (feature `kubernetes`): pods on kubeconfig contexts, priced by
+//!   config, with live free capacity; `kubernetes::render_manifests` shows the objects.
 //! - `fake` and `conformance` (feature `testing`): a recording, error-injecting provider, and the
 //!   contract tests every backend must pass.
 //!
@@ -49,6 +51,8 @@ pub mod conformance;
 mod error;
 #[cfg(feature = "testing")]
 pub mod fake;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 mod launcher;
 #[cfg(feature = "local")]
 mod local;
@@ -62,6 +66,8 @@ pub use launcher::{
     Launcher, LineProgress, NoProgress, Progress, Providers, StatusReport, check_cluster_name,
     describe_action, describe_placement, refresh_cluster, status_report, teardown_cluster,
 };
+#[cfg(feature = "kubernetes")]
+pub use kubernetes::{KUBERNETES, KubernetesConfig, KubernetesProvider, UnavailableKubernetes};
 #[cfg(feature = "local")]
 pub use local::{Gpu, LOCAL, LocalProvider, detect_gpus, machine_offers, parse_nvidia_smi};
 pub use provider::{

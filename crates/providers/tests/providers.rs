@@ -8,6 +8,9 @@ mod util;
 mod conformance;
 /// The failover launcher against the fake provider: capacity, quota, invalid, transient errors.
 mod failover;
+/// The kubernetes backend against kubesim: contract, failover between clusters, render.
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
 /// The local backend end to end: multi-node runs, status, logs, exec, down, secrets.
 mod local;
 /// The state store: concurrent launches and consistency; crash recovery through `down`.

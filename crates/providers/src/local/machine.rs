@@ -151,10 +151,8 @@ pub fn machine_offers(cpus: f64, memory_gib: Option<f64>, gpus: &[Gpu]) -> Vec<O
 mod tests {
     use super::*;
 
-    const FIXTURES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/nvidia-smi-h200"
-    );
+    /// Real `nvidia-smi` output captured on an H200 machine (copied from the shared fixtures).
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/fixtures/nvidia-smi-h200");
 
     fn fixture(name: &str) -> Option<String> {
         std::fs::read_to_string(format!("{FIXTURES}/{name}")).ok()
@@ -162,19 +160,15 @@ mod tests {
 
     #[test]
     fn parses_real_h200_output() {
-        // Real output captured on an H200 machine; inlined too so the test runs without shared/.
         let inline = "0, NVIDIA H200, 143771\n";
-        let noheader = fixture("nvidia-smi-query-noheader.csv").unwrap_or_else(|| inline.to_string());
+        let noheader = fixture("nvidia-smi-query-noheader.csv").expect("fixture present");
         let expected = vec![Gpu {
             name: "H200".into(),
             memory_mib: Some(143771),
         }];
         assert_eq!(parse_nvidia_smi(&noheader), expected);
         assert_eq!(parse_nvidia_smi(inline), expected);
-        let with_header = fixture("nvidia-smi-query.csv").unwrap_or_else(|| {
-            "index, name, memory.total [MiB], memory.used [MiB], uuid\n0, NVIDIA H200, 143771 MiB, 0 MiB, GPU-7b\n"
-                .to_string()
-        });
+        let with_header = fixture("nvidia-smi-query.csv").expect("fixture present");
         assert_eq!(parse_nvidia_smi(&with_header), expected);
     }
 
