@@ -27,11 +27,12 @@ pub fn providers(home: &Path) -> Providers {
     providers.insert(local.id().to_string(), local);
     #[cfg(feature = "kubernetes")]
     {
-        let kubernetes: Option<Arc<dyn Provider>> = match skyplan_providers::KubernetesProvider::from_home(home) {
-            Ok(None) => None,
-            Ok(Some(provider)) => Some(Arc::new(provider)),
-            Err(reason) => Some(Arc::new(skyplan_providers::UnavailableKubernetes::new(reason))),
-        };
+        let kubernetes: Option<Arc<dyn Provider>> =
+            match skyplan_providers::KubernetesProvider::from_home(home) {
+                Ok(None) => None,
+                Ok(Some(provider)) => Some(Arc::new(provider)),
+                Err(reason) => Some(Arc::new(skyplan_providers::UnavailableKubernetes::new(reason))),
+            };
         if let Some(kubernetes) = kubernetes {
             providers.insert(kubernetes.id().to_string(), kubernetes);
         }
@@ -290,8 +291,14 @@ pub fn check_providers(home: &Path) -> std::io::Result<Vec<ProviderCheck>> {
             None => ProviderCheck {
                 cloud: cloud.to_string(),
                 usable: false,
-                detail: "no backend for it in this build yet; its offers are planned but cannot be launched"
-                    .to_string(),
+                detail: if *cloud == "kubernetes" && cfg!(feature = "kubernetes") {
+                    "not configured: no kubeconfig (KUBECONFIG, ~/.kube/config) and no `kubernetes:` section in \
+                     SKYPLAN_HOME/config.yaml"
+                        .to_string()
+                } else {
+                    "no backend for it in this build yet; its offers are planned but cannot be launched"
+                        .to_string()
+                },
             },
             Some(provider) => match runtime.block_on(provider.offers()) {
                 Ok(live) => ProviderCheck {

@@ -7,6 +7,8 @@ mod exec;
 mod kubesim;
 mod launch;
 mod logs;
+#[cfg(feature = "kubernetes")]
+mod render;
 mod show_gpus;
 mod status;
 
@@ -56,6 +58,9 @@ pub enum Command {
     Down(down::Args),
     /// Show which clouds this build can launch on, and why not.
     Check(check::Args),
+    /// Print the Kubernetes manifests a task becomes (`--target kubernetes`), secrets redacted.
+    #[cfg(feature = "kubernetes")]
+    Render(render::Args),
     /// Run the bundled Kubernetes API simulator (kubesim) in the foreground.
     #[cfg(feature = "kubesim")]
     Kubesim(kubesim::Args),
@@ -74,6 +79,8 @@ pub fn main() -> ExitCode {
         Command::Exec(args) => exec::run(&cli, args),
         Command::Down(args) => down::run(&cli, args),
         Command::Check(args) => check::run(&cli, args),
+        #[cfg(feature = "kubernetes")]
+        Command::Render(args) => render::run(&cli, args),
         #[cfg(feature = "kubesim")]
         Command::Kubesim(args) => kubesim::run(&cli, args),
     };

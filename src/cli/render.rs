@@ -47,7 +47,10 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let envs = args
         .envs
         .iter()
-        .map(|v| parse_env_override(v).with_context(|| format!("--env {}", v.split('=').next().unwrap_or_default())))
+        .map(|v| {
+            parse_env_override(v)
+                .with_context(|| format!("--env {}", v.split('=').next().unwrap_or_default()))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     pipeline.apply_overrides(&TaskOverrides {
         envs,
@@ -99,7 +102,12 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         } else {
             format!("{base}-{}", index + 1)
         };
-        out.push_str(&render_manifests(&run, &cluster, &namespace, &PodShape::for_task(spec))?);
+        out.push_str(&render_manifests(
+            &run,
+            &cluster,
+            &namespace,
+            &PodShape::for_task(spec),
+        )?);
     }
     super::print_text(out.trim_end())?;
     Ok(ExitCode::SUCCESS)

@@ -61,13 +61,13 @@ mod store;
 mod task;
 
 pub use error::{FailoverAction, ProviderError, Scope};
+#[cfg(feature = "kubernetes")]
+pub use kubernetes::{KUBERNETES, KubernetesConfig, KubernetesProvider, UnavailableKubernetes};
 pub use launcher::{
     Attempt, Backoff, ClusterView, DownOutcome, LaunchError, LaunchEvent, LaunchOutcome, LaunchRequest,
     Launcher, LineProgress, NoProgress, Progress, Providers, StatusReport, check_cluster_name,
     describe_action, describe_placement, refresh_cluster, status_report, teardown_cluster,
 };
-#[cfg(feature = "kubernetes")]
-pub use kubernetes::{KUBERNETES, KubernetesConfig, KubernetesProvider, UnavailableKubernetes};
 #[cfg(feature = "local")]
 pub use local::{Gpu, LOCAL, LocalProvider, detect_gpus, machine_offers, parse_nvidia_smi};
 pub use provider::{

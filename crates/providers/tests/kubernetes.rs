@@ -13,6 +13,7 @@ use kube::api::{Api, ListParams};
 use kube::config::Kubeconfig;
 use rust_decimal::Decimal;
 use skyplan_catalog::Catalog;
+use skyplan_kubesim::{ClustersFile, RunningSim, SimOptions, Simulator};
 use skyplan_optimizer::spec::parse_task_str;
 use skyplan_optimizer::{Requirement, TaskNode};
 use skyplan_providers::fake::{FakeProvider, placement};
@@ -21,7 +22,6 @@ use skyplan_providers::{
     CLUSTER_LABEL, KubernetesProvider, LaunchRequest, LineProgress, LogOptions, Provider, ProviderError,
     ProvisionRequest, TaskRun, conformance,
 };
-use skyplan_kubesim::{ClustersFile, RunningSim, SimOptions, Simulator};
 
 use crate::util::{Home, launcher, runtime};
 
@@ -159,6 +159,52 @@ fn conformance_against_kubesim() {
 }
 
 #[test]
+fn multi_node_tasks_run_one_pod_per_rank() {
+    runtime().block_on(async {
+        let sim = start_sim().await;
+        let provider = provider(&sim, &["alpha"], Duration::from_secs(10));
+        let factory = |cluster: &str| {
+            let mut placement = placement(skyplan_providers::KUBERNETES, "alpha", None, "1CPU--4GB");
+            placement.vcpus = Some(1.0);
+            placement.memory_gib = Some(1.0);
+            placement.num_nodes = 2;
+            let task = TaskRun {
+                num_nodes: 2,
+                ..Default::default()
+            };
+            ProvisionRequest {
+                request_id: String::new(),
+                cluster: cluster.to_string(),
+                placement,
+                task,
+            }
+        };
+        conformance::status_follows_lifecycle(provider.as_ref(), &factory).await;
+        conformance::logs_contain_run_output(provider.as_ref(), &factory).await;
+        let mut request = factory("peers");
+        request.request_id = "peers-1".into();
+        request.task.run = Some("echo \"$SKYPLAN_NODE_IPS\" | tr '\\n' ' '".into());
+        let handle = provider.provision(&request).await.expect("provision");
+        assert_eq!(handle.nodes.len(), 2);
+        assert_eq!(handle.nodes[1].ip, "peers-1.peers-nodes");
+        let options = LogOptions {
+            follow: true,
+            node: Some(1),
+            ..Default::default()
+        };
+        let lines: Vec<_> = provider
+            .logs("peers", &options)
+            .await
+            .expect("logs")
+            .collect()
+            .await;
+        let text = lines[0].as_ref().expect("line").text.clone();
+        provider.teardown("peers").await.expect("down");
+        assert_eq!(text, "peers-0.peers-nodes peers-1.peers-nodes ");
+    });
+}
+
+#[test]
 fn offers_follow_live_capacity() {
     runtime().block_on(async {
         let sim = start_sim().await;
@@ -189,7 +235,10 @@ fn offers_follow_live_capacity() {
 }
 
 /// Collects launch events with the time since `start`.
-fn timed_progress(start: Instant, events: Arc<Mutex<Vec<(f64, String)>>>) -> impl skyplan_providers::Progress {
+fn timed_progress(
+    start: Instant,
+    events: Arc<Mutex<Vec<(f64, String)>>>,
+) -> impl skyplan_providers::Progress {
     LineProgress(move |line| {
         events
             .lock()
@@ -224,7 +273,10 @@ fn seed_example_lands_on_a_free_l4_then_fails_over_to_the_other_cluster_then_the
             )
             .await
             .expect("first launch");
-        assert_eq!((first.placement.cloud.as_str(), first.placement.region.as_str()), ("kubernetes", "alpha"));
+        assert_eq!(
+            (first.placement.cloud.as_str(), first.placement.region.as_str()),
+            ("kubernetes", "alpha")
+        );
         assert!(first.failures.is_empty(), "{:?}", first.failures);
         let options = LogOptions {
             follow: true,
@@ -263,14 +315,20 @@ fn seed_example_lands_on_a_free_l4_then_fails_over_to_the_other_cluster_then_the
         assert!(!pod_json.contains(secret), "secret value in the pod spec");
         assert!(pod_json.contains("secretKeyRef"), "{pod_json}");
         assert!(pod_json.contains("nvidia.com/gpu"), "{pod_json}");
-        assert!(pod_json.contains("cloud.google.com/gke-accelerator"), "{pod_json}");
+        assert!(
+            pod_json.contains("cloud.google.com/gke-accelerator"),
+            "{pod_json}"
+        );
         assert!(pod_json.contains("/dev/shm"), "{pod_json}");
         let stored = Api::<Secret>::namespaced(alpha.clone(), "default")
             .get("seed-1-secrets")
             .await
             .expect("secret");
         let data = stored.data.unwrap_or_default();
-        assert_eq!(data.get("HF_TOKEN").map(|v| v.0.as_slice()), Some(secret.as_bytes()));
+        assert_eq!(
+            data.get("HF_TOKEN").map(|v| v.0.as_slice()),
+            Some(secret.as_bytes())
+        );
 
         // 2. alpha's L4 is taken: beta, without waiting for a timeout.
         let events = Arc::new(Mutex::new(Vec::new()));
@@ -300,7 +358,9 @@ fn seed_example_lands_on_a_free_l4_then_fails_over_to_the_other_cluster_then_the
             .lock()
             .expect("lock")
             .iter()
-            .find(|(_, e)| e.starts_with("attempt 1.") || e.contains("attempt 1:") && e.contains("insufficient"))
+            .find(|(_, e)| {
+                e.starts_with("attempt 1.") || e.contains("attempt 1:") && e.contains("insufficient")
+            })
             .map(|(t, _)| *t);
         eprintln!(
             "TIMING launch -> failover decision (alpha full): {:.2}s (whole launch {:.2}s)",
@@ -324,7 +384,9 @@ fn seed_example_lands_on_a_free_l4_then_fails_over_to_the_other_cluster_then_the
         assert_eq!(third.placement.cloud, "aws");
         let history: Vec<String> = third.failures.iter().map(ToString::to_string).collect();
         assert_eq!(history.len(), 2, "{history:?}");
-        assert!(history[0].contains("kubernetes/alpha") && history[0].contains("Insufficient nvidia.com/gpu"));
+        assert!(
+            history[0].contains("kubernetes/alpha") && history[0].contains("Insufficient nvidia.com/gpu")
+        );
         assert!(history[1].contains("kubernetes/beta") && history[1].contains("Insufficient nvidia.com/gpu"));
         assert!(history.iter().all(|h| !h.contains(secret)));
 
@@ -400,7 +462,10 @@ fn unknown_contexts_and_wrong_placements_are_clear_errors() {
             ..Default::default()
         };
         let err = KubernetesProvider::new(config, kubeconfig.clone()).expect_err("unknown context");
-        assert!(err.to_string().contains("\"nope\"") && err.to_string().contains("alpha"), "{err}");
+        assert!(
+            err.to_string().contains("\"nope\"") && err.to_string().contains("alpha"),
+            "{err}"
+        );
         // Default: the current context.
         let default = KubernetesProvider::new(KubernetesConfig::default(), kubeconfig).expect("default");
         assert_eq!(default.contexts(), ["alpha"]);
@@ -410,7 +475,10 @@ fn unknown_contexts_and_wrong_placements_are_clear_errors() {
             placement: placement("kubernetes", "beta", None, "1CPU--4GB"),
             task: TaskRun::command("t", "true"),
         };
-        let err = default.provision(&request).await.expect_err("beta not configured");
+        let err = default
+            .provision(&request)
+            .await
+            .expect_err("beta not configured");
         assert!(matches!(err, ProviderError::InvalidRequest { .. }), "{err}");
     });
 }
@@ -433,7 +501,34 @@ fn render_seed_example_matches_snapshot_and_kubectl_accepts_it() {
         std::fs::write(&path, &yaml).expect("write snapshot");
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(yaml, expected, "rendered manifests differ from {}", path.display());
+    assert_eq!(
+        yaml,
+        expected,
+        "rendered manifests differ from {}",
+        path.display()
+    );
+
+    // Every document is a well-formed object of its kind: read into the typed k8s-openapi struct
+    // and back, nothing is lost (a misspelled or misplaced field would be).
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&yaml).expect("valid YAML");
+    assert_eq!(documents.len(), 3);
+    for document in &documents {
+        let round_trip = match document["kind"].as_str() {
+            Some("Secret") => {
+                serde_json::to_value(serde_json::from_value::<Secret>(document.clone()).expect("secret"))
+            }
+            Some("Pod") => {
+                serde_json::to_value(serde_json::from_value::<Pod>(document.clone()).expect("pod"))
+            }
+            Some("Service") => serde_json::to_value(
+                serde_json::from_value::<k8s_openapi::api::core::v1::Service>(document.clone())
+                    .expect("service"),
+            ),
+            other => panic!("unexpected kind {other:?}"),
+        }
+        .expect("json");
+        assert_eq!(&round_trip, document);
+    }
 
     let has_kubectl = std::process::Command::new("kubectl")
         .args(["version", "--client"])
@@ -453,14 +548,19 @@ fn render_seed_example_matches_snapshot_and_kubectl_accepts_it() {
         let output = tokio::process::Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&kubeconfig)
-            .args(["apply", "--dry-run=client", "-f"])
+            // kubesim serves no OpenAPI schema, which kubectl's client-side validation downloads;
+            // the typed round trip above stands in for it.
+            .args(["apply", "--dry-run=client", "--validate=false", "-f"])
             .arg(&manifests)
             .output()
             .await
             .expect("kubectl runs");
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "kubectl rejected the manifests:\n{stdout}\n{stderr}");
+        assert!(
+            output.status.success(),
+            "kubectl rejected the manifests:\n{stdout}\n{stderr}"
+        );
         for object in ["secret/vllm-seed-secrets", "pod/vllm-seed-0", "service/vllm-seed"] {
             assert!(stdout.contains(object), "{object} missing: {stdout}");
         }

@@ -10,8 +10,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use skyplan_catalog::{Offer, canonical_accelerator_with_memory};
 use skyplan_optimizer::{CapacityLimit, CapacityResource};
 
-use super::config::Pricing;
 use super::KUBERNETES;
+use super::config::Pricing;
 
 /// The extended resource name of NVIDIA GPUs.
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
@@ -149,7 +149,11 @@ fn pod_requests(pod: &Pod) -> (f64, f64, f64) {
 pub fn free_capacity(nodes: &[Node], pods: &[Pod]) -> Vec<NodeFree> {
     let mut used: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
     for pod in pods {
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("Pending");
         if !matches!(phase, "Running" | "Pending") {
             continue;
         }
@@ -214,7 +218,11 @@ pub fn instance_type(vcpus: f64, memory_gib: f64, gpu: Option<(&str, f64)>) -> S
 ///   was skipped. Its offers are the same price, so the optimizer tries it in the same order.
 /// - CPU offers of 1, 2, 4, ... vCPUs (4 GiB each) up to the largest free CPU-only node (any
 ///   node when there are none), with that node's free memory as a cap.
-pub fn context_offers(context: &str, nodes: &[NodeFree], pricing: &Pricing) -> (Vec<Offer>, Vec<CapacityLimit>) {
+pub fn context_offers(
+    context: &str,
+    nodes: &[NodeFree],
+    pricing: &Pricing,
+) -> (Vec<Offer>, Vec<CapacityLimit>) {
     let mut offers = Vec::new();
     let mut capacity = Vec::new();
     let mut models: BTreeMap<&str, Vec<&NodeFree>> = BTreeMap::new();
@@ -233,7 +241,12 @@ pub fn context_offers(context: &str, nodes: &[NodeFree], pricing: &Pricing) -> (
         vcpus: Some(vcpus),
         memory_gib: Some(memory_gib),
         accelerator_memory_mib: None,
-        price: Some(pricing.price(gpu.map(|(m, _)| m), gpu.map_or(0.0, |(_, c)| c), vcpus, memory_gib)),
+        price: Some(pricing.price(
+            gpu.map(|(m, _)| m),
+            gpu.map_or(0.0, |(_, c)| c),
+            vcpus,
+            memory_gib,
+        )),
         spot_price: None,
     };
     for (model, model_nodes) in &models {
@@ -286,11 +299,16 @@ pub fn context_offers(context: &str, nodes: &[NodeFree], pricing: &Pricing) -> (
         }
     }
     let cpu_only: Vec<&NodeFree> = nodes.iter().filter(|n| n.gpus < 1.0).collect();
-    let pool: Vec<&NodeFree> = if cpu_only.is_empty() { nodes.iter().collect() } else { cpu_only };
-    if let Some(largest) = pool
-        .iter()
-        .max_by(|a, b| a.free_cpus.total_cmp(&b.free_cpus).then(a.free_memory_gib.total_cmp(&b.free_memory_gib)))
-    {
+    let pool: Vec<&NodeFree> = if cpu_only.is_empty() {
+        nodes.iter().collect()
+    } else {
+        cpu_only
+    };
+    if let Some(largest) = pool.iter().max_by(|a, b| {
+        a.free_cpus
+            .total_cmp(&b.free_cpus)
+            .then(a.free_memory_gib.total_cmp(&b.free_memory_gib))
+    }) {
         let max_cpus = largest.free_cpus.floor();
         let mut sizes = Vec::new();
         let mut n = 1.0;
@@ -314,7 +332,13 @@ pub fn context_offers(context: &str, nodes: &[NodeFree], pricing: &Pricing) -> (
 /// Why nothing of `model` × `count` with `cpus` and `memory_gib` fits a node of the context now,
 /// in the scheduler's words (`0/3 nodes are available: 1 Insufficient nvidia.com/gpu, ...`);
 /// `None` when some node fits.
-pub fn fit_error(nodes: &[NodeFree], model: Option<&str>, count: f64, cpus: f64, memory_gib: f64) -> Option<String> {
+pub fn fit_error(
+    nodes: &[NodeFree],
+    model: Option<&str>,
+    count: f64,
+    cpus: f64,
+    memory_gib: f64,
+) -> Option<String> {
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     for node in nodes {
         let mut node_reasons = Vec::new();
@@ -342,7 +366,11 @@ pub fn fit_error(nodes: &[NodeFree], model: Option<&str>, count: f64, cpus: f64,
     }
     let mut parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
     parts.sort();
-    Some(format!("0/{} nodes are available: {}.", nodes.len(), parts.join(", ")))
+    Some(format!(
+        "0/{} nodes are available: {}.",
+        nodes.len(),
+        parts.join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -380,7 +408,10 @@ mod tests {
     #[test]
     fn every_label_family_is_detected() {
         let detect = |pairs: &[(&str, &str)]| {
-            let labels = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let labels = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             detect_gpu(&labels).map(|g| (g.key, g.model))
         };
         assert_eq!(
@@ -409,7 +440,13 @@ mod tests {
     #[test]
     fn free_capacity_subtracts_running_and_pending_pods() {
         let nodes = [
-            node("big", json!({"cloud.google.com/gke-accelerator": "nvidia-l4"}), "48", "192Gi", 4),
+            node(
+                "big",
+                json!({"cloud.google.com/gke-accelerator": "nvidia-l4"}),
+                "48",
+                "192Gi",
+                4,
+            ),
             node("cpu", json!({}), "4", "16Gi", 0),
         ];
         let pods = [
@@ -440,7 +477,13 @@ mod tests {
 
     #[test]
     fn a_full_model_keeps_its_shapes_without_a_capacity_row() {
-        let nodes = [node("l4", json!({"cloud.google.com/gke-accelerator": "nvidia-l4"}), "8", "32Gi", 1)];
+        let nodes = [node(
+            "l4",
+            json!({"cloud.google.com/gke-accelerator": "nvidia-l4"}),
+            "8",
+            "32Gi",
+            1,
+        )];
         let free = free_capacity(&nodes, &[pod("l4", "Running", 1, "1")]);
         let (offers, capacity) = context_offers("ctx", &free, &Pricing::default());
         assert_eq!(offers[0].instance_type, "8CPU--32GB--L4:1");

@@ -111,9 +111,10 @@ impl KubernetesConfig {
         if text.trim().is_empty() {
             return Ok(None);
         }
-        let parsed: ConfigFile = serde_saphyr::from_str(text).map_err(|err| ProviderError::InvalidRequest {
-            message: format!("{file}: {err}"),
-        })?;
+        let parsed: ConfigFile =
+            serde_saphyr::from_str(text).map_err(|err| ProviderError::InvalidRequest {
+                message: format!("{file}: {err}"),
+            })?;
         Ok(parsed.kubernetes)
     }
 
@@ -185,7 +186,8 @@ fn decimal_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Decim
     let raw = BTreeMap::<String, NumberOrText>::deserialize(d)?;
     let mut out = BTreeMap::new();
     for (name, value) in raw {
-        let price = decimal_from_text(&value.text()).map_err(|e| serde::de::Error::custom(format!("{name}: {e}")))?;
+        let price =
+            decimal_from_text(&value.text()).map_err(|e| serde::de::Error::custom(format!("{name}: {e}")))?;
         let key = skyplan_catalog::canonical_accelerator_with_memory(&name, None).unwrap_or(name);
         out.insert(key, price);
     }
@@ -241,14 +243,17 @@ mod tests {
 
     #[test]
     fn defaults_and_errors() {
-        assert_eq!(KubernetesConfig::from_config_yaml("", "c.yaml").expect("empty"), None);
+        assert_eq!(
+            KubernetesConfig::from_config_yaml("", "c.yaml").expect("empty"),
+            None
+        );
         let config = KubernetesConfig::from_config_yaml("kubernetes: {}\n", "c.yaml")
             .expect("valid")
             .expect("section");
         assert_eq!(config.provision_timeout(), DEFAULT_PROVISION_TIMEOUT);
         assert_eq!(config.namespace(), "default");
-        let err = KubernetesConfig::from_config_yaml("kubernetes:\n  contxts: [a]\n", "c.yaml")
-            .expect_err("typo");
+        let err =
+            KubernetesConfig::from_config_yaml("kubernetes:\n  contxts: [a]\n", "c.yaml").expect_err("typo");
         let text = err.to_string();
         assert!(text.contains("c.yaml") && text.contains("contxts"), "{text}");
         let err = KubernetesConfig::from_config_yaml("kubernetes:\n  pricing: {vcpu_hour: -1}\n", "c.yaml")

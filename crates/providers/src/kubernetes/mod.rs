@@ -37,9 +37,9 @@ pub use config::{KubernetesConfig, Pricing, kubeconfig_paths};
 pub use render::{Manifests, PodShape, build_manifests, render_manifests};
 
 use crate::{
-    CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterState, ClusterStatus, ClusterSummary, JobState, JobStatus,
-    LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProviderError, ProvisionRequest, Scope,
-    TeardownOutcome,
+    CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterState, ClusterStatus, ClusterSummary, JobState,
+    JobStatus, LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProviderError,
+    ProvisionRequest, Scope, TeardownOutcome,
 };
 
 /// The provider id, and the cloud name of its offers.
@@ -126,7 +126,11 @@ impl KubernetesProvider {
             (Some(_), None) => Err(ProviderError::InvalidRequest {
                 message: format!(
                     "kubernetes is configured in config.yaml but no kubeconfig was found (looked at {})",
-                    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                    paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             }),
             (section, Some(kubeconfig)) => Self::new(section.unwrap_or_default(), kubeconfig).map(Some),
@@ -144,9 +148,15 @@ impl KubernetesProvider {
     }
 
     async fn client(&self, context: &str) -> Result<kube::Client, ProviderError> {
-        let cell = self.clients.get(context).ok_or_else(|| ProviderError::InvalidRequest {
-            message: format!("kubernetes context {context:?} is not configured (configured: {})", self.contexts.join(", ")),
-        })?;
+        let cell = self
+            .clients
+            .get(context)
+            .ok_or_else(|| ProviderError::InvalidRequest {
+                message: format!(
+                    "kubernetes context {context:?} is not configured (configured: {})",
+                    self.contexts.join(", ")
+                ),
+            })?;
         cell.get_or_try_init(|| async {
             let options = KubeConfigOptions {
                 context: Some(context.to_string()),
@@ -164,7 +174,10 @@ impl KubernetesProvider {
     }
 
     async fn pods(&self, context: &str) -> Result<Api<Pod>, ProviderError> {
-        Ok(Api::namespaced(self.client(context).await?, self.config.namespace()))
+        Ok(Api::namespaced(
+            self.client(context).await?,
+            self.config.namespace(),
+        ))
     }
 
     /// Free capacity of every schedulable node of `context` now.
@@ -220,7 +233,9 @@ impl KubernetesProvider {
                     .await
                     .map_err(|e| map_error(context, concat!("listing ", $what), e))?;
                 for item in items.items {
-                    let Some(name) = item.metadata.name else { continue };
+                    let Some(name) = item.metadata.name else {
+                        continue;
+                    };
                     found = true;
                     match api.delete(&name, &DeleteParams::background()).await {
                         Ok(_) => {}
@@ -247,10 +262,17 @@ impl KubernetesProvider {
     }
 
     /// Checks the live state, creates the objects and waits for the pods to be bound.
-    async fn create(&self, request: &ProvisionRequest, context: &str) -> Result<ClusterHandle, ProviderError> {
+    async fn create(
+        &self,
+        request: &ProvisionRequest,
+        context: &str,
+    ) -> Result<ClusterHandle, ProviderError> {
         let placement = &request.placement;
         let nodes = self.context_capacity(context).await?;
-        let model = placement.accelerator.as_deref().filter(|_| placement.accelerator_count > 0.0);
+        let model = placement
+            .accelerator
+            .as_deref()
+            .filter(|_| placement.accelerator_count > 0.0);
         let gpu_label = match model {
             None => None,
             Some(model) => {
@@ -326,8 +348,13 @@ impl KubernetesProvider {
                 .await
                 .map_err(|e| map_error(context, "creating a pod", e))?;
         }
-        self.wait_bound(context, &request.cluster, manifests.pods.len()).await?;
-        Ok(Self::handle(&request.cluster, &request.request_id, manifests.pods.len()))
+        self.wait_bound(context, &request.cluster, manifests.pods.len())
+            .await?;
+        Ok(Self::handle(
+            &request.cluster,
+            &request.request_id,
+            manifests.pods.len(),
+        ))
     }
 
     /// Waits until `count` pods of `cluster` are bound to nodes; a resource `FailedScheduling`
@@ -589,10 +616,22 @@ impl Provider for KubernetesProvider {
         let placement = &request.placement;
         if placement.cloud != KUBERNETES {
             return Err(ProviderError::InvalidRequest {
-                message: format!("placement on {} handed to the kubernetes provider", placement.cloud),
+                message: format!(
+                    "placement on {} handed to the kubernetes provider",
+                    placement.cloud
+                ),
             });
         }
         self.capabilities().check(KUBERNETES, &request.task, placement)?;
+        if let Some(workdir) = &request.task.workdir {
+            // Not silently ignored: the task would run without its files.
+            return Err(ProviderError::Unsupported {
+                message: format!(
+                    "workdir {} is not synced to Kubernetes pods yet",
+                    workdir.display()
+                ),
+            });
+        }
         let context = placement.region.as_str();
         if !self.clients.contains_key(context) {
             return Err(ProviderError::InvalidRequest {
@@ -602,7 +641,11 @@ impl Provider for KubernetesProvider {
         let existing = self.cluster_pods(context, &request.cluster).await?;
         if let Some(pod) = existing.first() {
             return if request_id_of(pod).as_deref() == Some(request.request_id.as_str()) {
-                Ok(Self::handle(&request.cluster, &request.request_id, existing.len()))
+                Ok(Self::handle(
+                    &request.cluster,
+                    &request.request_id,
+                    existing.len(),
+                ))
             } else {
                 Err(ProviderError::InvalidRequest {
                     message: format!(
@@ -627,12 +670,19 @@ impl Provider for KubernetesProvider {
             .find_cluster(cluster)
             .await?
             .ok_or_else(|| ProviderError::cluster_not_found(cluster))?;
-        let bound = pods
-            .iter()
-            .all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty()));
+        let bound = pods.iter().all(|p| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .is_some_and(|n| !n.is_empty())
+        });
         Ok(ClusterStatus {
             cluster: cluster.to_string(),
-            state: if bound { ClusterState::Up } else { ClusterState::Provisioning },
+            state: if bound {
+                ClusterState::Up
+            } else {
+                ClusterState::Provisioning
+            },
             nodes: node_infos(cluster, pods.len() as u32),
             jobs: vec![job_status(&pods)],
         })
@@ -694,7 +744,9 @@ impl Provider for KubernetesProvider {
                 if entry.request_id.is_none() {
                     entry.request_id = request_id;
                 }
-                entry.labels.extend(labels.into_iter().filter(|(k, _)| k != render::RANK_LABEL));
+                entry
+                    .labels
+                    .extend(labels.into_iter().filter(|(k, _)| k != render::RANK_LABEL));
             }
         }
         Ok(found.into_values().collect())
@@ -720,7 +772,9 @@ impl Provider for KubernetesProvider {
             if options.node.is_some_and(|n| n != rank) {
                 continue;
             }
-            let Some(name) = pod.metadata.name.clone() else { continue };
+            let Some(name) = pod.metadata.name.clone() else {
+                continue;
+            };
             let params = LogParams {
                 container: Some(render::CONTAINER.to_string()),
                 follow: options.follow,

@@ -61,7 +61,10 @@ impl PodShape {
         };
         let (accelerator, gpus) = match &first.accelerator {
             Some((name, count)) => (
-                Some(skyplan_catalog::canonical_accelerator_with_memory(name, None).unwrap_or_else(|| name.clone())),
+                Some(
+                    skyplan_catalog::canonical_accelerator_with_memory(name, None)
+                        .unwrap_or_else(|| name.clone()),
+                ),
                 *count,
             ),
             None => (None, 0.0),
@@ -175,7 +178,8 @@ pub fn build_manifests(
         }
         labels
     };
-    let annotations = request_id.map(|id| BTreeMap::from([(REQUEST_ID_ANNOTATION.to_string(), id.to_string())]));
+    let annotations =
+        request_id.map(|id| BTreeMap::from([(REQUEST_ID_ANNOTATION.to_string(), id.to_string())]));
     let metadata = |name: String, rank: Option<u32>| {
         let mut meta = json!({"name": name, "namespace": namespace, "labels": labels(rank)});
         if let Some(annotations) = &annotations {
@@ -191,7 +195,11 @@ pub fn build_manifests(
             .map(|(k, v)| {
                 (
                     k.as_str(),
-                    if reveal_secrets { SecretString::expose(v) } else { REDACTED },
+                    if reveal_secrets {
+                        SecretString::expose(v)
+                    } else {
+                        REDACTED
+                    },
                 )
             })
             .collect();
@@ -304,7 +312,8 @@ pub fn build_manifests(
             spec["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
                 "nodeSelectorTerms": [{"matchExpressions": [{"key": key, "operator": "In", "values": [value]}]}]}}});
             // GPU nodes are commonly tainted so that only GPU pods land there.
-            spec["tolerations"] = json!([{"key": super::capacity::GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]);
+            spec["tolerations"] =
+                json!([{"key": super::capacity::GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]);
         }
         let mut pod_metadata = metadata(pod_name(cluster, rank), Some(rank));
         pod_metadata["annotations"][TASK_ANNOTATION] = json!(task.name);
@@ -348,11 +357,15 @@ pub fn build_manifests(
 /// assert!(yaml.contains("kind: Pod") && yaml.contains("skyplan.dev/cluster: hi"));
 /// # }
 /// ```
-pub fn render_manifests(task: &TaskRun, cluster: &str, namespace: &str, shape: &PodShape) -> Result<String, ProviderError> {
+pub fn render_manifests(
+    task: &TaskRun,
+    cluster: &str,
+    namespace: &str,
+    shape: &PodShape,
+) -> Result<String, ProviderError> {
     let manifests = build_manifests(task, cluster, namespace, shape, None, false)?;
-    let mut out = format!(
-        "# Kubernetes objects skyplan creates for cluster {cluster:?} (secret values redacted).\n"
-    );
+    let mut out =
+        format!("# Kubernetes objects skyplan creates for cluster {cluster:?} (secret values redacted).\n");
     for object in manifests.objects() {
         let yaml = serde_saphyr::to_string(object).map_err(|err| ProviderError::InvalidRequest {
             message: format!("rendering manifests: {err}"),
@@ -373,17 +386,22 @@ mod tests {
     #[test]
     fn secrets_are_references_and_redacted_when_shown() {
         let mut task = TaskRun::command("t", "echo $HF_TOKEN");
-        task.secrets.insert("HF_TOKEN".into(), SecretString::new("hf_real"));
+        task.secrets
+            .insert("HF_TOKEN".into(), SecretString::new("hf_real"));
         task.envs.insert("MODEL".into(), "gemma".into());
         let shown = build_manifests(&task, "c", "default", &PodShape::default(), None, false).expect("ok");
         assert!(!shown.objects().iter().any(|o| o.to_string().contains("hf_real")));
-        let real = build_manifests(&task, "c", "default", &PodShape::default(), Some("r1"), true).expect("ok");
+        let real =
+            build_manifests(&task, "c", "default", &PodShape::default(), Some("r1"), true).expect("ok");
         let secret = real.secret.expect("secret");
         assert_eq!(secret["stringData"]["HF_TOKEN"], "hf_real");
         let pod = real.pods[0].to_string();
         assert!(!pod.contains("hf_real"), "{pod}");
         assert!(pod.contains("secretKeyRef"), "{pod}");
-        assert_eq!(real.pods[0]["metadata"]["annotations"][REQUEST_ID_ANNOTATION], "r1");
+        assert_eq!(
+            real.pods[0]["metadata"]["annotations"][REQUEST_ID_ANNOTATION],
+            "r1"
+        );
     }
 
     #[test]
@@ -393,10 +411,16 @@ mod tests {
         let m = build_manifests(&task, "mn", "default", &PodShape::default(), None, true).expect("ok");
         assert_eq!(m.pods.len(), 2);
         assert!(m.headless.is_some());
-        let env = m.pods[1]["spec"]["containers"][0]["env"].as_array().expect("env").clone();
+        let env = m.pods[1]["spec"]["containers"][0]["env"]
+            .as_array()
+            .expect("env")
+            .clone();
         let get = |n: &str| env.iter().find(|e| e["name"] == n).map(|e| e["value"].clone());
         assert_eq!(get("SKYPLAN_NODE_RANK"), Some(json!("1")));
-        assert_eq!(get("SKYPLAN_NODE_IPS"), Some(json!("mn-0.mn-nodes\nmn-1.mn-nodes")));
+        assert_eq!(
+            get("SKYPLAN_NODE_IPS"),
+            Some(json!("mn-0.mn-nodes\nmn-1.mn-nodes"))
+        );
     }
 
     #[test]
