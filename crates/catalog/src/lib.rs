@@ -34,4 +34,4 @@ pub use catalog::{
 };
 pub use error::CatalogError;
 pub use load::LoadReport;
-pub use offer::{Offer, format_count};
+pub use offer::{Offer, format_count, serialize_count};

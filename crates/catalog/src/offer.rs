@@ -22,7 +22,7 @@ pub struct Offer {
     /// Canonical accelerator name, if the shape has accelerators.
     pub accelerator: Option<String>,
     /// Number of accelerators (0 without any).
-    #[serde(serialize_with = "count_as_number")]
+    #[serde(serialize_with = "serialize_count")]
     pub accelerator_count: f64,
     /// vCPUs, when the catalog says (unknown for TPU VMs).
     pub vcpus: Option<f64>,
@@ -68,7 +68,9 @@ pub fn format_count(count: f64) -> String {
     }
 }
 
-fn count_as_number<S: Serializer>(count: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+/// Serializes an accelerator count as an integer when it is whole (`8`, not `8.0`), as the
+/// catalogs write it; for `#[serde(serialize_with)]` on other types carrying counts.
+pub fn serialize_count<S: Serializer>(count: &f64, serializer: S) -> Result<S::Ok, S::Error> {
     if count.fract() == 0.0 && count.abs() < 1e15 {
         serializer.serialize_i64(*count as i64)
     } else {

@@ -22,6 +22,7 @@ pub struct Placement {
     /// Canonical accelerator name, if any.
     pub accelerator: Option<String>,
     /// Accelerators per node.
+    #[serde(serialize_with = "skyplan_catalog::serialize_count")]
     pub accelerator_count: f64,
     /// vCPUs per node, when known.
     pub vcpus: Option<f64>,
