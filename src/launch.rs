@@ -59,8 +59,12 @@ pub fn catalog_with_live_offers(home: &Path, mut catalog: Catalog) -> std::io::R
     let providers = providers(home);
     runtime()?.block_on(async {
         for provider in providers.values() {
-            if let Ok(live) = provider.offers().await {
-                catalog.extend(live.offers);
+            match provider.offers().await {
+                Ok(live) => catalog.extend(live.offers),
+                Err(err) => tracing::warn!(
+                    "{}: live offers unavailable, planning without them: {err}",
+                    provider.id()
+                ),
             }
         }
     });

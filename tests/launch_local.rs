@@ -155,3 +155,46 @@ fn concurrent_launches_with_different_names_both_succeed() {
             .contains("\"first\"")
     );
 }
+
+/// A stand-in `nvidia-smi` that answers with the real output captured on an H200 machine.
+fn fake_nvidia_smi(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/data/fixtures/nvidia-smi-h200");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join("nvidia-smi");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in\n  *--query-gpu*) cat '{fixtures}/nvidia-smi-query-noheader.csv' ;;\n  *) cat '{fixtures}/nvidia-smi.txt' ;;\nesac\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+#[test]
+fn local_gpus_from_nvidia_smi_are_offered_and_used() {
+    // What the GPU check on a real H200 machine does, with nvidia-smi's recorded answers.
+    let home = temp_dir("local-gpu");
+    let path = fake_nvidia_smi(&home);
+    let env = [("SKYPLAN_HOME", home.to_str().unwrap()), ("PATH", path.as_str())];
+    let gpus = skyplan_with(&["show-gpus", "--cloud", "local", "--json"], &env);
+    assert_eq!(gpus.code, 0, "{}", gpus.stderr);
+    let summary = gpus.json();
+    assert_eq!(summary[0]["accelerator"], "H200", "{}", gpus.stdout);
+    assert_eq!(summary[0]["cheapest"]["price"], "0");
+    let task = home.join("gpu.yaml");
+    std::fs::write(&task, "resources:\n  accelerators: H200:1\nrun: nvidia-smi\n").unwrap();
+    let run = skyplan_with(&["launch", task.to_str().unwrap(), "-c", "gpu"], &env);
+    assert_eq!(run.code, 0, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("NVIDIA H200"), "{}", run.stdout);
+    let chosen = run.stdout.lines().find(|l| l.contains('✔')).unwrap_or_default();
+    assert!(
+        chosen.contains("local") && chosen.contains("H200:1"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(skyplan_with(&["down", "gpu"], &env).code, 0);
+}

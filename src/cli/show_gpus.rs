@@ -37,9 +37,12 @@ struct SummaryJson<'a> {
     cheapest_spot: Option<&'a skyplan::catalog::Offer>,
 }
 
-/// Runs `show-gpus`.
+/// Runs `show-gpus` (catalog offers plus live offers from this machine and configured clusters).
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
-    let catalog = super::load_catalog(cli)?;
+    // Live offers too: this machine's GPUs (`--cloud local`) and free capacity of configured
+    // Kubernetes clusters.
+    let home = skyplan::home_dir(cli.home.as_deref())?;
+    let catalog = skyplan::launch::catalog_with_live_offers(&home, super::load_catalog(cli)?)?;
     let mut query = OfferQuery {
         cloud: args.cloud.clone(),
         region: args.region.clone(),
