@@ -122,7 +122,7 @@ pub fn launch_pipeline(
     let order = pipeline
         .topological_order()
         .ok_or_else(|| anyhow::anyhow!("the pipeline's dependencies form a cycle"))?;
-    let graph = crate::plan::graph_from_pipeline(pipeline);
+    let graph = skyplan_optimizer::TaskGraph::from_pipeline(pipeline);
     let nodes: Vec<_> = graph.task_ids().map(|id| graph.task(id).clone()).collect();
     let secrets = pipeline.secret_values();
     let base = match options.cluster {

@@ -294,3 +294,62 @@ impl Default for Policy {
         }
     }
 }
+
+impl From<&crate::spec::ResourceRequest> for Requirement {
+    fn from(request: &crate::spec::ResourceRequest) -> Self {
+        Requirement {
+            cloud: request.cloud.clone(),
+            region: request.region.clone(),
+            zone: request.zone.clone(),
+            accelerator: request.accelerator.clone(),
+            cpus: request.cpus,
+            memory: request.memory,
+            instance_type: request.instance_type.clone(),
+            use_spot: request.use_spot,
+            max_hourly_cost: request.max_hourly_cost,
+            duration_hours: None,
+        }
+    }
+}
+
+impl TaskGraph {
+    /// The graph for a parsed task file: one node per task (its resource alternatives as
+    /// requirements; unnamed tasks are called `task-N`), one edge per dependency carrying the
+    /// parent's `outputs` GB (or, if the parent declares none, the child's `inputs` GB).
+    pub fn from_pipeline(pipeline: &crate::spec::Pipeline) -> Self {
+        let mut graph = TaskGraph::default();
+        let ids: Vec<TaskId> = pipeline
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(index, task)| {
+                let alternatives = task.alternatives();
+                graph.add_task(TaskNode {
+                    name: task.name.clone().unwrap_or_else(|| format!("task-{index}")),
+                    requirements: alternatives.requests.iter().map(Requirement::from).collect(),
+                    mode: match alternatives.mode {
+                        crate::spec::AlternativeMode::Ordered => AlternativeMode::Ordered,
+                        crate::spec::AlternativeMode::Single | crate::spec::AlternativeMode::AnyOf => {
+                            AlternativeMode::AnyOf
+                        }
+                    },
+                    num_nodes: task.num_nodes.max(1),
+                    duration_hours: task.duration_hours,
+                })
+            })
+            .collect();
+        for &(parent, child) in &pipeline.edges {
+            let (Some(&from), Some(&to)) = (ids.get(parent), ids.get(child)) else {
+                continue;
+            };
+            let outputs = pipeline.tasks[parent].outputs_gb;
+            let gigabytes = if outputs > 0.0 {
+                outputs
+            } else {
+                pipeline.tasks[child].inputs_gb
+            };
+            graph.add_edge(from, to, gigabytes);
+        }
+        graph
+    }
+}

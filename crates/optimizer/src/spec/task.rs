@@ -268,10 +268,9 @@ impl TaskSpec {
         values
     }
 
-    /// Envs and secrets together, secret values replaced by `<redacted>`; for display.
-    pub fn redacted_envs(&self) -> BTreeMap<String, Option<String>> {
-        let mut out: BTreeMap<String, Option<String>> = self
-            .envs
+    /// `envs` with the values of token-like names replaced by `<redacted>`.
+    fn envs_with_secrets_redacted(&self) -> BTreeMap<String, Option<String>> {
+        self.envs
             .iter()
             .map(|(name, value)| {
                 let shown = value.as_ref().map(|v| {
@@ -283,7 +282,12 @@ impl TaskSpec {
                 });
                 (name.clone(), shown)
             })
-            .collect();
+            .collect()
+    }
+
+    /// Envs and secrets together, secret values replaced by `<redacted>`; for display.
+    pub fn redacted_envs(&self) -> BTreeMap<String, Option<String>> {
+        let mut out = self.envs_with_secrets_redacted();
         for (name, value) in &self.secrets {
             out.insert(name.clone(), value.as_ref().map(|_| REDACTED.to_string()));
         }
@@ -367,20 +371,7 @@ impl TaskSpec {
             name: &self.name,
             workdir: &self.workdir,
             num_nodes: self.num_nodes,
-            envs: self
-                .envs
-                .iter()
-                .map(|(name, value)| {
-                    let shown = value.as_ref().map(|v| {
-                        if is_secret_env(name) {
-                            REDACTED.to_string()
-                        } else {
-                            v.clone()
-                        }
-                    });
-                    (name.clone(), shown)
-                })
-                .collect(),
+            envs: self.envs_with_secrets_redacted(),
             secrets: &self.secrets,
             file_mounts: &self.file_mounts,
             setup: &self.setup,
