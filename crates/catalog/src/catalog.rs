@@ -98,19 +98,12 @@ impl OfferQuery {
             && self
                 .memory
                 .is_none_or(|want| offer.memory_gib.is_some_and(|have| want.admits(have)))
-            && self
-                .cloud
-                .as_deref()
-                .is_none_or(|c| offer.cloud.eq_ignore_ascii_case(c))
-            && self.region.as_deref().is_none_or(|r| offer.region == r)
-            && self
-                .zone
-                .as_deref()
-                .is_none_or(|z| offer.zone.as_deref() == Some(z))
-            && self
-                .instance_type
-                .as_deref()
-                .is_none_or(|t| offer.instance_type == t)
+            && offer.is_at(
+                self.cloud.as_deref(),
+                self.region.as_deref(),
+                self.zone.as_deref(),
+                self.instance_type.as_deref(),
+            )
     }
 }
 

@@ -53,6 +53,21 @@ impl Offer {
         }
     }
 
+    /// Whether the offer is in this place and of this instance type; `None` matches anything
+    /// (cloud compared case-insensitively). Shared by queries and blocked-place patterns.
+    pub fn is_at(
+        &self,
+        cloud: Option<&str>,
+        region: Option<&str>,
+        zone: Option<&str>,
+        instance_type: Option<&str>,
+    ) -> bool {
+        cloud.is_none_or(|c| self.cloud.eq_ignore_ascii_case(c))
+            && region.is_none_or(|r| self.region == r)
+            && zone.is_none_or(|z| self.zone.as_deref() == Some(z))
+            && instance_type.is_none_or(|t| self.instance_type == t)
+    }
+
     /// The zone if there is one, else the region.
     pub fn place(&self) -> &str {
         self.zone.as_deref().unwrap_or(&self.region)

@@ -322,7 +322,6 @@ pub(crate) fn solve(problem: &Problem<'_>, policy: &Policy) -> Result<Outcome, O
         }
     }
     // Makespan, for time objectives and deadlines.
-    let mut makespan: Option<Variable> = None;
     if time_matters {
         let m = add(&mut vars, variable().min(0));
         let starts: Vec<Variable> = (0..n).map(|_| add(&mut vars, variable().min(0))).collect();
@@ -354,9 +353,7 @@ pub(crate) fn solve(problem: &Problem<'_>, policy: &Policy) -> Result<Outcome, O
             Objective::CostWithDeadline { hours } => constraints.push(constraint!(m <= hours)),
             Objective::Cost => {}
         }
-        makespan = Some(m);
     }
-    let _ = makespan;
 
     // Warm start from the greedy plan (x only; HiGHS completes the continuous part).
     let warm = greedy(problem, policy).map(|choice| {

@@ -187,22 +187,15 @@ pub struct Blocked {
 impl Blocked {
     /// Whether this pattern blocks `offer` in the given market.
     pub fn blocks(&self, offer: &Offer, spot: bool) -> bool {
-        self.cloud
+        offer.is_at(
+            self.cloud.as_deref(),
+            self.region.as_deref(),
+            self.zone.as_deref(),
+            self.instance_type.as_deref(),
+        ) && self
+            .accelerator
             .as_deref()
-            .is_none_or(|c| offer.cloud.eq_ignore_ascii_case(c))
-            && self.region.as_deref().is_none_or(|r| offer.region == r)
-            && self
-                .zone
-                .as_deref()
-                .is_none_or(|z| offer.zone.as_deref() == Some(z))
-            && self
-                .instance_type
-                .as_deref()
-                .is_none_or(|t| offer.instance_type == t)
-            && self
-                .accelerator
-                .as_deref()
-                .is_none_or(|a| offer.accelerator.as_deref() == Some(a))
+            .is_none_or(|a| offer.accelerator.as_deref() == Some(a))
             && self.spot.is_none_or(|s| s == spot)
     }
 }
@@ -240,8 +233,7 @@ pub struct CapacityLimit {
 impl CapacityLimit {
     /// How much of this limit one node of `offer` uses (0 if out of scope).
     pub fn usage(&self, offer: &Offer, spot: bool) -> f64 {
-        let in_scope = offer.cloud.eq_ignore_ascii_case(&self.cloud)
-            && self.region.as_deref().is_none_or(|r| offer.region == r)
+        let in_scope = offer.is_at(Some(&self.cloud), self.region.as_deref(), None, None)
             && self.spot.is_none_or(|s| s == spot);
         if !in_scope {
             return 0.0;

@@ -72,4 +72,4 @@ pub fn parse_task_str(text: &str, file_name: &str) -> Result<Pipeline, SpecError
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

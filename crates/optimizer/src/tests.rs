@@ -359,19 +359,8 @@ fn time_and_deadline_objectives() {
 
 // ---- property tests -------------------------------------------------------------------------
 
-/// A tiny deterministic generator so each proptest case is a seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+/// Each proptest case is a seed for the spec tests' small deterministic generator.
+use crate::spec::tests::Rng;
 
 struct Instance {
     catalog: Catalog,
@@ -416,10 +405,10 @@ fn random_instance(seed: u64, tasks: usize, chain: bool, with_capacity: bool) ->
         if chain {
             graph.add_edge(ids[i - 1], ids[i], gb);
         } else {
-            let parent = rng.below(i as u64) as usize;
+            let parent = rng.below(i);
             graph.add_edge(ids[parent], ids[i], gb);
             if i >= 2 && rng.below(2) == 0 {
-                let other = rng.below(i as u64) as usize;
+                let other = rng.below(i);
                 if other != parent {
                     graph.add_edge(ids[other], ids[i], gb);
                 }

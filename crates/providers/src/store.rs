@@ -521,28 +521,22 @@ impl StateStore {
 
     /// Every cluster record, by name.
     pub fn clusters(&self) -> Result<Vec<ClusterRecord>, ProviderError> {
-        let connection = self.lock();
-        let mut statement = connection
-            .prepare(&format!("SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY name"))
-            .map_err(db_error("listing clusters"))?;
-        let rows = statement
-            .query_map([], cluster_row)
-            .map_err(db_error("listing clusters"))?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(db_error("listing clusters"))
+        self.query_list(
+            &format!("SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY name"),
+            [],
+            "listing clusters",
+            cluster_row,
+        )
     }
 
     /// The jobs of cluster `name`, oldest first.
     pub fn jobs(&self, name: &str) -> Result<Vec<JobRecord>, ProviderError> {
-        let connection = self.lock();
-        let mut statement = connection
-            .prepare(
-                "SELECT cluster, id, name, status, exit_code, log_path, started_at, ended_at
-                 FROM jobs WHERE cluster = ?1 ORDER BY id",
-            )
-            .map_err(db_error("listing jobs"))?;
-        let rows = statement
-            .query_map([name], |row| {
+        self.query_list(
+            "SELECT cluster, id, name, status, exit_code, log_path, started_at, ended_at
+             FROM jobs WHERE cluster = ?1 ORDER BY id",
+            [name],
+            "listing jobs",
+            |row| {
                 Ok(JobRecord {
                     cluster: row.get(0)?,
                     id: row.get::<_, i64>(1)?.max(0) as u64,
@@ -553,23 +547,18 @@ impl StateStore {
                     started_at: row.get(6)?,
                     ended_at: row.get(7)?,
                 })
-            })
-            .map_err(db_error("listing jobs"))?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(db_error("listing jobs"))
+            },
+        )
     }
 
     /// The launch attempts of cluster `name`, in order.
     pub fn attempts(&self, name: &str) -> Result<Vec<AttemptRecord>, ProviderError> {
-        let connection = self.lock();
-        let mut statement = connection
-            .prepare(
-                "SELECT cluster, n, provider, placement, outcome, error_kind, error, at
-                 FROM attempts WHERE cluster = ?1 ORDER BY n",
-            )
-            .map_err(db_error("listing attempts"))?;
-        let rows = statement
-            .query_map([name], |row| {
+        self.query_list(
+            "SELECT cluster, n, provider, placement, outcome, error_kind, error, at
+             FROM attempts WHERE cluster = ?1 ORDER BY n",
+            [name],
+            "listing attempts",
+            |row| {
                 Ok(AttemptRecord {
                     cluster: row.get(0)?,
                     n: row.get(1)?,
@@ -580,10 +569,22 @@ impl StateStore {
                     error: row.get(6)?,
                     at: row.get(7)?,
                 })
-            })
-            .map_err(db_error("listing attempts"))?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(db_error("listing attempts"))
+            },
+        )
+    }
+
+    /// Runs a query and maps every row; `what` names the operation in errors.
+    fn query_list<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        what: &'static str,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, ProviderError> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(sql).map_err(db_error(what))?;
+        let rows = statement.query_map(params, map).map_err(db_error(what))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db_error(what))
     }
 
     /// Deletes cluster `name` with its jobs and attempts. Returns whether a record existed.
