@@ -20,7 +20,8 @@ use skyplan_providers::{
 /// The providers this build can use, for clusters kept under `home`: `local` always;
 /// `kubernetes` (feature `kubernetes`) when `home/config.yaml` has a `kubernetes:` section or a
 /// kubeconfig exists (`KUBECONFIG`, `~/.kube/config`) — when that configuration is unusable, a
-/// stand-in that says why (in `skyplan check` and launches); cloud backends join as they land.
+/// stand-in that says why (in `skyplan check` and launches); `aws` (feature `aws`) when the
+/// standard AWS chain has credentials to work with (no network is asked to find out).
 pub fn providers(home: &Path) -> Providers {
     let mut providers = Providers::new();
     let local: Arc<dyn Provider> = Arc::new(skyplan_providers::LocalProvider::new(home));
@@ -31,10 +32,27 @@ pub fn providers(home: &Path) -> Providers {
             match skyplan_providers::KubernetesProvider::from_home(home) {
                 Ok(None) => None,
                 Ok(Some(provider)) => Some(Arc::new(provider)),
-                Err(reason) => Some(Arc::new(skyplan_providers::UnavailableKubernetes::new(reason))),
+                Err(reason) => Some(Arc::new(skyplan_providers::UnavailableProvider::new(
+                    skyplan_providers::KUBERNETES,
+                    reason,
+                ))),
             };
         if let Some(kubernetes) = kubernetes {
             providers.insert(kubernetes.id().to_string(), kubernetes);
+        }
+    }
+    #[cfg(feature = "aws")]
+    {
+        let aws: Option<Arc<dyn Provider>> = match skyplan_providers::AwsProvider::from_env() {
+            Ok(None) => None,
+            Ok(Some(provider)) => Some(Arc::new(provider)),
+            Err(reason) => Some(Arc::new(skyplan_providers::UnavailableProvider::new(
+                skyplan_providers::AWS,
+                reason,
+            ))),
+        };
+        if let Some(aws) = aws {
+            providers.insert(aws.id().to_string(), aws);
         }
     }
     providers
@@ -299,34 +317,20 @@ pub fn check_providers(home: &Path) -> std::io::Result<Vec<ProviderCheck>> {
                     "not configured: no kubeconfig (KUBECONFIG, ~/.kube/config) and no `kubernetes:` section in \
                      SKYPLAN_HOME/config.yaml"
                         .to_string()
+                } else if *cloud == "aws" && cfg!(feature = "aws") {
+                    "not configured: no AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/credentials or \
+                     ~/.aws/config)"
+                        .to_string()
                 } else {
                     "no backend for it in this build yet; its offers are planned but cannot be launched"
                         .to_string()
                 },
             },
-            Some(provider) => match runtime.block_on(provider.offers()) {
-                Ok(live) => ProviderCheck {
+            Some(provider) => match runtime.block_on(provider.check()) {
+                Ok(detail) => ProviderCheck {
                     cloud: cloud.to_string(),
                     usable: true,
-                    detail: live
-                        .offers
-                        .iter()
-                        .map(|o| {
-                            format!(
-                                "{} ({} vCPUs, {} GiB, {})",
-                                o.instance_type,
-                                o.vcpus.map_or("?".to_string(), skyplan_catalog::format_count),
-                                o.memory_gib
-                                    .map_or("?".to_string(), skyplan_catalog::format_count),
-                                if o.accelerator.is_some() {
-                                    o.accelerator_label()
-                                } else {
-                                    "no GPU".to_string()
-                                }
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join("; "),
+                    detail,
                 },
                 Err(err) => ProviderCheck {
                     cloud: cloud.to_string(),

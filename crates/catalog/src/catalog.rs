@@ -134,7 +134,7 @@ type ShapeKey = (Option<String>, u64);
 /// All offers, indexed for fast queries.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    offers: Vec<Offer>,
+    pub(crate) offers: Vec<Offer>,
     shapes: HashMap<ShapeKey, ShapeIndex>,
     /// Accelerator name -> the counts it comes in.
     counts_by_name: BTreeMap<String, Vec<f64>>,
@@ -215,7 +215,7 @@ impl Catalog {
         self.reindex();
     }
 
-    fn reindex(&mut self) {
+    pub(crate) fn reindex(&mut self) {
         self.offers.sort_by(|a, b| compare_offers(a, b, false));
         self.shapes.clear();
         self.counts_by_name.clear();

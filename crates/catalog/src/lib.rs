@@ -22,6 +22,7 @@ mod error;
 pub mod gcp;
 mod load;
 mod offer;
+mod overlay;
 #[cfg(test)]
 mod tests;
 
@@ -35,3 +36,4 @@ pub use catalog::{
 pub use error::CatalogError;
 pub use load::LoadReport;
 pub use offer::{Offer, format_count, serialize_count};
+pub use overlay::{SPOT_OVERLAY_HEADER, SpotPrice, parse_spot_overlay, write_spot_overlay};

@@ -10,6 +10,9 @@
 //! - [`LocalProvider`] (feature `local`, default): processes on this machine.
 //! - `KubernetesProvider` (feature `kubernetes`): pods on kubeconfig contexts, priced by
 //!   config, with live free capacity; `kubernetes::render_manifests` shows the objects.
+//! - `AwsProvider` (feature `aws`): EC2 instances through `aws-sdk-ec2`, status and logs from
+//!   their console output, spot prices for the catalog overlay; `aws::testing` (feature
+//!   `aws-testing`) runs a local moto with a fault-injecting, instance-emulating proxy.
 //! - `fake` and `conformance` (feature `testing`): a recording, error-injecting provider, and the
 //!   contract tests every backend must pass.
 //!
@@ -46,6 +49,8 @@
 //!
 //! [`Plan`]: skyplan_optimizer::Plan
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "testing")]
 pub mod conformance;
 mod error;
@@ -60,9 +65,11 @@ mod provider;
 mod store;
 mod task;
 
+#[cfg(feature = "aws")]
+pub use aws::{AWS, AwsProvider, AwsSettings};
 pub use error::{FailoverAction, ProviderError, Scope};
 #[cfg(feature = "kubernetes")]
-pub use kubernetes::{KUBERNETES, KubernetesConfig, KubernetesProvider, UnavailableKubernetes};
+pub use kubernetes::{KUBERNETES, KubernetesConfig, KubernetesProvider};
 pub use launcher::{
     Attempt, Backoff, ClusterView, DownOutcome, LaunchError, LaunchEvent, LaunchOutcome, LaunchRequest,
     Launcher, LineProgress, NoProgress, Progress, Providers, StatusReport, check_cluster_name,
@@ -73,7 +80,7 @@ pub use local::{Gpu, LOCAL, LocalProvider, detect_gpus, machine_offers, parse_nv
 pub use provider::{
     CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterState, ClusterStatus, ClusterSummary, JobState,
     JobStatus, LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProvisionRequest,
-    StatusPredicate, TeardownOutcome,
+    StatusPredicate, TeardownOutcome, UnavailableProvider,
 };
 pub use store::{AttemptRecord, ClusterRecord, JobRecord, RecordStatus, StateStore};
 pub use task::{TaskRun, node_variables};

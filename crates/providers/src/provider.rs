@@ -343,6 +343,30 @@ pub trait Provider: Send + Sync {
         })
     }
 
+    /// Whether this provider can launch now, as a one-line description for `skyplan check`;
+    /// the reason as an error when it cannot. By default: the shapes of [`Provider::offers`].
+    async fn check(&self) -> Result<String, ProviderError> {
+        let live = self.offers().await?;
+        Ok(live
+            .offers
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} ({} vCPUs, {} GiB, {})",
+                    o.instance_type,
+                    o.vcpus.map_or("?".to_string(), skyplan_catalog::format_count),
+                    o.memory_gib.map_or("?".to_string(), skyplan_catalog::format_count),
+                    if o.accelerator.is_some() {
+                        o.accelerator_label()
+                    } else {
+                        "no GPU".to_string()
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "))
+    }
+
     /// Polls [`Provider::status`] until `predicate` holds (returning that status) or `timeout`
     /// passes ([`ProviderError::Timeout`]). Errors from `status`, `NotFound` included, end the
     /// wait.
@@ -369,5 +393,61 @@ pub trait Provider: Send + Sync {
             tokio::time::sleep(delay.min(timeout - elapsed)).await;
             delay = (delay * 2).min(Duration::from_millis(500));
         }
+    }
+}
+
+/// Stands in for a provider that is configured but unusable (a kubeconfig context missing, a
+/// broken `config.yaml`, a bad AWS setting): `offers`, `check` and `provision` answer with the
+/// reason, so that `skyplan check` and launches say why; `list` and `teardown` find nothing.
+#[derive(Debug, Clone)]
+pub struct UnavailableProvider {
+    id: String,
+    reason: ProviderError,
+}
+
+impl UnavailableProvider {
+    /// A stand-in for provider `id` failing with `reason`.
+    pub fn new(id: &str, reason: ProviderError) -> Self {
+        UnavailableProvider {
+            id: id.to_string(),
+            reason,
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for UnavailableProvider {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    async fn offers(&self) -> Result<LiveOffers, ProviderError> {
+        Err(self.reason.clone())
+    }
+
+    async fn provision(&self, _request: &ProvisionRequest) -> Result<ClusterHandle, ProviderError> {
+        Err(ProviderError::Auth {
+            message: self.reason.to_string(),
+        })
+    }
+
+    async fn status(&self, cluster: &str) -> Result<ClusterStatus, ProviderError> {
+        Err(ProviderError::cluster_not_found(cluster))
+    }
+
+    async fn list(&self) -> Result<Vec<ClusterSummary>, ProviderError> {
+        Ok(Vec::new())
+    }
+
+    async fn logs(&self, cluster: &str, _options: &LogOptions) -> Result<LogStream, ProviderError> {
+        Err(ProviderError::cluster_not_found(cluster))
+    }
+
+    async fn teardown(&self, _cluster: &str) -> Result<TeardownOutcome, ProviderError> {
+        Ok(TeardownOutcome::AlreadyGone)
     }
 }

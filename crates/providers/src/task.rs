@@ -158,6 +158,36 @@ impl TaskRun {
     }
 }
 
+/// Scrubs secret values (named in `SKYPLAN_REDACT_VARS`, read from the environment) from every
+/// line, longest first, and prints it after `SKYPLAN_LINE_PREFIX` (if set), flushing each line so
+/// logs stream. Used by the job scripts of the `local` and `aws` backends.
+#[cfg(any(feature = "local", feature = "aws"))]
+pub(crate) const REDACT_AWK: &str = r#"# Written by skyplan: replaces the values of the variables named in SKYPLAN_REDACT_VARS.
+BEGIN {
+  n = split(ENVIRON["SKYPLAN_REDACT_VARS"], names, " ")
+  k = 0
+  for (i = 1; i <= n; i++) { v = ENVIRON[names[i]]; if (length(v) > 0) { k++; vals[k] = v } }
+  for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (length(vals[j]) > length(vals[i])) { t = vals[i]; vals[i] = vals[j]; vals[j] = t }
+}
+{
+  line = $0
+  for (i = 1; i <= k; i++) {
+    out = ""
+    v = vals[i]
+    while ((p = index(line, v)) > 0) { out = out substr(line, 1, p - 1) "<redacted>"; line = substr(line, p + length(v)) }
+    line = out line
+  }
+  print ENVIRON["SKYPLAN_LINE_PREFIX"] line
+  fflush()
+}
+"#;
+
+/// Single-quotes `text` for bash (`it's` → `'it'\''s'`).
+#[cfg(any(feature = "local", feature = "aws"))]
+pub(crate) fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
 /// The variables every node gets, under skyplan's and SkyPilot's names: rank, the newline-
 /// separated node IPs (rank order), the node count and the accelerators per node.
 ///

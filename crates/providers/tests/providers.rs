@@ -4,6 +4,10 @@
 /// Shared helpers: temporary homes, small catalogs, launchers.
 mod util;
 
+/// The aws backend with the real EC2 SDK against a local moto: contract, multi-node, spot,
+/// failover over the wire, throttling, crash recovery, spot prices.
+#[cfg(feature = "aws-testing")]
+mod aws;
 /// The shared provider contract, run against the fake and the local backend.
 mod conformance;
 /// The failover launcher against the fake provider: capacity, quota, invalid, transient errors.

@@ -811,58 +811,6 @@ impl Provider for KubernetesProvider {
     }
 }
 
-/// Stands in for the `kubernetes` provider when it is configured but unusable (a listed context
-/// missing from the kubeconfig, a broken `config.yaml`): `offers` and `provision` answer with the
-/// reason, so that `skyplan check` and launches say why; `list` and `teardown` find nothing.
-#[derive(Debug, Clone)]
-pub struct UnavailableKubernetes {
-    reason: ProviderError,
-}
-
-impl UnavailableKubernetes {
-    /// A stand-in failing with `reason`.
-    pub fn new(reason: ProviderError) -> Self {
-        UnavailableKubernetes { reason }
-    }
-}
-
-#[async_trait]
-impl Provider for UnavailableKubernetes {
-    fn id(&self) -> &str {
-        KUBERNETES
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
-    }
-
-    async fn offers(&self) -> Result<LiveOffers, ProviderError> {
-        Err(self.reason.clone())
-    }
-
-    async fn provision(&self, _request: &ProvisionRequest) -> Result<ClusterHandle, ProviderError> {
-        Err(ProviderError::Auth {
-            message: self.reason.to_string(),
-        })
-    }
-
-    async fn status(&self, cluster: &str) -> Result<ClusterStatus, ProviderError> {
-        Err(ProviderError::cluster_not_found(cluster))
-    }
-
-    async fn list(&self) -> Result<Vec<ClusterSummary>, ProviderError> {
-        Ok(Vec::new())
-    }
-
-    async fn logs(&self, cluster: &str, _options: &LogOptions) -> Result<LogStream, ProviderError> {
-        Err(ProviderError::cluster_not_found(cluster))
-    }
-
-    async fn teardown(&self, _cluster: &str) -> Result<TeardownOutcome, ProviderError> {
-        Ok(TeardownOutcome::AlreadyGone)
-    }
-}
-
 /// One pod's log lines: waits for its container to start (when following), then streams the
 /// log API, scrubbing `secrets`.
 fn pod_log_lines(

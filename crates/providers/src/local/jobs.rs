@@ -12,29 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rustix::process::{Pid, Signal};
 use serde::{Deserialize, Serialize};
 
+use crate::task::{REDACT_AWK, shell_quote};
 use crate::{JobState, JobStatus, LogLine, LogOptions, LogStream, ProviderError, TaskRun, node_variables};
-
-/// Scrubs secret values (named in `SKYPLAN_REDACT_VARS`, read from the environment) from every
-/// line, longest first, flushing each line so logs stream.
-const REDACT_AWK: &str = r#"# Written by skyplan: replaces the values of the variables named in SKYPLAN_REDACT_VARS.
-BEGIN {
-  n = split(ENVIRON["SKYPLAN_REDACT_VARS"], names, " ")
-  k = 0
-  for (i = 1; i <= n; i++) { v = ENVIRON[names[i]]; if (length(v) > 0) { k++; vals[k] = v } }
-  for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (length(vals[j]) > length(vals[i])) { t = vals[i]; vals[i] = vals[j]; vals[j] = t }
-}
-{
-  line = $0
-  for (i = 1; i <= k; i++) {
-    out = ""
-    v = vals[i]
-    while ((p = index(line, v)) > 0) { out = out substr(line, 1, p - 1) "<redacted>"; line = substr(line, p + length(v)) }
-    line = out line
-  }
-  print line
-  fflush()
-}
-"#;
 
 /// What `jobs/<id>/job.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,11 +97,6 @@ pub(super) fn copy_dir(from: &Path, to: &Path) -> Result<(), ProviderError> {
         }
     }
     Ok(())
-}
-
-/// Single-quotes `text` for bash.
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 fn quoted(path: &Path) -> String {

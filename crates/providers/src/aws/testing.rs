@@ -1,0 +1,590 @@
+//! A local EC2 for tests (feature `aws-testing`): a real `moto_server` on a free loopback port,
+//! and in front of it a small proxy that
+//!
+//! - answers chosen calls with EC2's own XML errors ([`Ec2Fault`]: capacity, quota, throttling
+//!   for a region, zone or instance type, a number of times), since moto injects none;
+//! - emulates what moto cannot: the instances' boot. For each instance `RunInstances` creates,
+//!   it runs the user data with `bash` as a local process, serves it an instance metadata
+//!   endpoint (IMDSv2 token, `ami-launch-index`, `local-ipv4`, tags), and answers
+//!   `GetConsoleOutput` with what the process printed. `TerminateInstances` kills it.
+//!
+//! Everything else goes to moto unchanged, so the SDK, its signing, XML parsing, pagination and
+//! retries are the real ones. The proxy records every call ([`AwsTestbed::calls`]).
+//! `moto_server` must be on `PATH` (`pip install 'moto[server]'`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Request, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::AsyncReadExt;
+
+use super::AwsSettings;
+
+/// An error answer the proxy gives instead of forwarding a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ec2Fault {
+    /// The EC2 action (`RunInstances`).
+    pub action: String,
+    /// The error code (`InsufficientInstanceCapacity`).
+    pub code: String,
+    /// The HTTP status (EC2 sends capacity errors as 500, throttling as 503).
+    pub status: u16,
+    /// Only calls to this region.
+    pub region: Option<String>,
+    /// Only `RunInstances` into this zone (name, e.g. `us-east-1b`).
+    pub zone: Option<String>,
+    /// Only `RunInstances` of this instance type.
+    pub instance_type: Option<String>,
+    /// How many calls it answers; `None`: all.
+    pub times: Option<u32>,
+}
+
+impl Ec2Fault {
+    /// A fault for every call of `action`, with the status EC2 uses for `code`.
+    pub fn new(action: &str, code: &str) -> Self {
+        let status = match code {
+            "InsufficientInstanceCapacity" | "InsufficientHostCapacity" | "InternalError" => 500,
+            "RequestLimitExceeded" | "Unavailable" => 503,
+            "AuthFailure" => 401,
+            _ => 400,
+        };
+        Ec2Fault {
+            action: action.to_string(),
+            code: code.to_string(),
+            status,
+            region: None,
+            zone: None,
+            instance_type: None,
+            times: None,
+        }
+    }
+
+    /// Only in `region`.
+    pub fn region(mut self, region: &str) -> Self {
+        self.region = Some(region.to_string());
+        self
+    }
+
+    /// Only into zone `zone` (a zone name).
+    pub fn zone(mut self, zone: &str) -> Self {
+        self.zone = Some(zone.to_string());
+        self
+    }
+
+    /// Only for `instance_type`.
+    pub fn instance_type(mut self, instance_type: &str) -> Self {
+        self.instance_type = Some(instance_type.to_string());
+        self
+    }
+
+    /// Only the next `n` matching calls.
+    pub fn times(mut self, n: u32) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    fn matches(&self, call: &Ec2Call) -> bool {
+        let param = |name: &str| call.params.get(name).map(String::as_str);
+        self.action == call.action
+            && self.times != Some(0)
+            && self.region.as_deref().is_none_or(|r| r == call.region)
+            && self
+                .zone
+                .as_deref()
+                .is_none_or(|z| param("Placement.AvailabilityZone") == Some(z))
+            && self
+                .instance_type
+                .as_deref()
+                .is_none_or(|t| param("InstanceType") == Some(t))
+    }
+}
+
+/// One call the proxy saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ec2Call {
+    /// The EC2 action.
+    pub action: String,
+    /// The region from the request's signature.
+    pub region: String,
+    /// The query parameters (`Placement.AvailabilityZone`, `InstanceType`, ...).
+    pub params: HashMap<String, String>,
+    /// The fault code the proxy answered with, if any.
+    pub fault: Option<String>,
+}
+
+/// An instance whose boot the proxy emulates.
+struct Emulated {
+    launch_index: u32,
+    private_ip: String,
+    tags: HashMap<String, String>,
+    console: Arc<Mutex<Vec<u8>>>,
+    pgid: Option<i32>,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    upstream: String,
+    port: u16,
+    faults: Mutex<Vec<Ec2Fault>>,
+    calls: Mutex<Vec<Ec2Call>>,
+    instances: Mutex<HashMap<String, Emulated>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A moto server and the proxy in front of it, on loopback; both stop on drop, and every
+/// emulated instance's processes are killed.
+pub struct AwsTestbed {
+    moto: std::process::Child,
+    state: Arc<ProxyState>,
+    runtime: Option<tokio::runtime::Runtime>,
+    endpoint: String,
+}
+
+impl std::fmt::Debug for AwsTestbed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsTestbed")
+            .field("endpoint", &self.endpoint)
+            .field("moto", &self.state.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl AwsTestbed {
+    /// Starts `moto_server` (with instance type validation on) and the proxy; waits until moto
+    /// answers. Errors say what is missing.
+    pub fn start() -> Result<Self, String> {
+        let moto_port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let moto = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
+            .env("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start moto_server (pip install 'moto[server]'): {e}"))?;
+        let upstream = format!("http://127.0.0.1:{moto_port}");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .map_err(|e| format!("proxy bind: {e}"))?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let state = Arc::new(ProxyState {
+            upstream: upstream.clone(),
+            port,
+            ..Default::default()
+        });
+        let app = axum::Router::new().fallback(handle).with_state(state.clone());
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let mut testbed = AwsTestbed {
+            moto,
+            state,
+            runtime: Some(runtime),
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", moto_port)).is_ok() {
+                break;
+            }
+            if let Ok(Some(status)) = testbed.moto.try_wait() {
+                return Err(format!("moto_server exited at start: {status}"));
+            }
+            if Instant::now() > deadline {
+                return Err("moto_server did not listen within 60 s".to_string());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(testbed)
+    }
+
+    /// The proxy's URL: what `AWS_ENDPOINT_URL` should be.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Settings for a provider that talks to this testbed: static test credentials, regions
+    /// `us-east-1` and `us-west-2`, fast polling, two attempts for read calls.
+    pub fn settings(&self) -> AwsSettings {
+        AwsSettings {
+            endpoint_url: Some(self.endpoint.clone()),
+            credentials: Some(("testing".to_string(), "testing".to_string())),
+            default_region: Some("us-east-1".to_string()),
+            regions: Some(vec!["us-east-1".to_string(), "us-west-2".to_string()]),
+            poll_interval: Duration::from_millis(100),
+            teardown_wait: Duration::from_secs(10),
+            max_attempts: 2,
+        }
+    }
+
+    /// The environment a `skyplan` process needs to use this testbed through the standard AWS
+    /// chain (and never instance metadata).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+            ("SKYPLAN_AWS_REGIONS", "us-east-1,us-west-2".to_string()),
+            ("SKYPLAN_AWS_POLL_INTERVAL", "0.1".to_string()),
+        ]
+    }
+
+    /// Answers matching calls with `fault` from now on.
+    pub fn inject(&self, fault: Ec2Fault) {
+        lock(&self.state.faults).push(fault);
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        lock(&self.state.faults).clear();
+    }
+
+    /// The calls of `action` seen so far, in order.
+    pub fn calls(&self, action: &str) -> Vec<Ec2Call> {
+        lock(&self.state.calls)
+            .iter()
+            .filter(|c| c.action == action)
+            .cloned()
+            .collect()
+    }
+
+    /// How many emulated instances still have a running process.
+    pub fn running_instances(&self) -> usize {
+        lock(&self.state.instances)
+            .values()
+            .filter(|i| i.pgid.is_some_and(group_alive))
+            .count()
+    }
+}
+
+impl Drop for AwsTestbed {
+    fn drop(&mut self) {
+        for instance in lock(&self.state.instances).values_mut() {
+            kill(instance);
+        }
+        let _ = self.moto.kill();
+        let _ = self.moto.wait();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn group_alive(pgid: i32) -> bool {
+    rustix::process::Pid::from_raw(pgid).is_some_and(|pid| rustix::process::test_kill_process_group(pid).is_ok())
+}
+
+fn kill(instance: &mut Emulated) {
+    if let Some(pid) = instance.pgid.take().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// The region in a SigV4 `Authorization` header (`Credential=AKID/DATE/REGION/ec2/...`).
+fn signed_region(headers: &HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .and_then(|v| v.split('/').nth(2))
+        .unwrap_or("us-east-1")
+        .to_string()
+}
+
+fn xml_error(status: u16, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message>\
+         </Error></Errors><RequestID>skyplan-ec2-proxy</RequestID></Response>"
+    );
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        [("content-type", "text/xml")],
+        body,
+    )
+        .into_response()
+}
+
+async fn handle(State(state): State<Arc<ProxyState>>, request: Request<Body>) -> Response {
+    let (parts, body) = request.into_parts();
+    if let Some(rest) = parts.uri.path().strip_prefix("/_imds/") {
+        return imds(&state, &parts.method, rest);
+    }
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => return xml_error(400, "MalformedRequest", &err.to_string()),
+    };
+    let params: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let mut call = Ec2Call {
+        action: params.get("Action").cloned().unwrap_or_default(),
+        region: signed_region(&parts.headers),
+        params,
+        fault: None,
+    };
+    let fault = {
+        let mut faults = lock(&state.faults);
+        faults.iter_mut().find(|f| f.matches(&call)).map(|fault| {
+            if let Some(times) = fault.times.as_mut() {
+                *times -= 1;
+            }
+            fault.clone()
+        })
+    };
+    if let Some(fault) = fault {
+        call.fault = Some(fault.code.clone());
+        let message = format!("injected by the test proxy for {}", call.action);
+        lock(&state.calls).push(call);
+        return xml_error(fault.status, &fault.code, &message);
+    }
+    lock(&state.calls).push(call.clone());
+    if call.action == "GetConsoleOutput"
+        && let Some(response) = console_output(&state, &call)
+    {
+        return response;
+    }
+    let (status, headers, answer) = match forward(&state.upstream, &parts.method, &parts.uri, &parts.headers, body).await {
+        Ok(answer) => answer,
+        Err(err) => return xml_error(503, "Unavailable", &format!("moto unreachable: {err}")),
+    };
+    if status.is_success() {
+        match call.action.as_str() {
+            "RunInstances" => boot(&state, &call, &answer),
+            "CreateTags" => record_tags(&state, &call.params),
+            "TerminateInstances" => {
+                let mut instances = lock(&state.instances);
+                for id in indexed(&call.params, "InstanceId") {
+                    if let Some(instance) = instances.get_mut(&id) {
+                        kill(instance);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut response = Response::new(Body::from(answer));
+    *response.status_mut() = status;
+    for (name, value) in headers.iter() {
+        if name != "content-length" && name != "transfer-encoding" {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    response
+}
+
+async fn forward(
+    upstream: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let target = format!(
+        "{upstream}{}",
+        uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut builder = Request::builder().method(method.clone()).uri(target);
+    for (name, value) in headers {
+        if name != "host" {
+            builder = builder.header(name, value);
+        }
+    }
+    let request = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
+    let answer = client.request(request).await.map_err(|e| e.to_string())?;
+    let (parts, body) = answer.into_parts();
+    let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((parts.status, parts.headers, bytes))
+}
+
+/// Values of `Name.1`, `Name.2`, ... in order.
+fn indexed(params: &HashMap<String, String>, name: &str) -> Vec<String> {
+    (1..)
+        .map_while(|n| params.get(&format!("{name}.{n}")).cloned())
+        .collect()
+}
+
+/// The text of the first `<tag>...</tag>` in `xml`.
+fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(&xml[start..end])
+}
+
+fn record_tags(state: &ProxyState, params: &HashMap<String, String>) {
+    let mut tags = HashMap::new();
+    for n in 1.. {
+        let Some(key) = params.get(&format!("Tag.{n}.Key")) else {
+            break;
+        };
+        tags.insert(key.clone(), params.get(&format!("Tag.{n}.Value")).cloned().unwrap_or_default());
+    }
+    let mut instances = lock(&state.instances);
+    for id in indexed(params, "ResourceId") {
+        if let Some(instance) = instances.get_mut(&id) {
+            instance.tags.extend(tags.clone());
+        }
+    }
+}
+
+/// Starts the user data of every instance in a `RunInstances` answer.
+fn boot(state: &Arc<ProxyState>, call: &Ec2Call, answer: &[u8]) {
+    let answer = String::from_utf8_lossy(answer);
+    let user_data = call
+        .params
+        .get("UserData")
+        .and_then(|b| STANDARD.decode(b).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    let mut tags = HashMap::new();
+    for spec in 1.. {
+        let Some(kind) = call.params.get(&format!("TagSpecification.{spec}.ResourceType")) else {
+            break;
+        };
+        if kind != "instance" {
+            continue;
+        }
+        for n in 1.. {
+            let Some(key) = call.params.get(&format!("TagSpecification.{spec}.Tag.{n}.Key")) else {
+                break;
+            };
+            let value = call
+                .params
+                .get(&format!("TagSpecification.{spec}.Tag.{n}.Value"))
+                .cloned()
+                .unwrap_or_default();
+            tags.insert(key.clone(), value);
+        }
+    }
+    // Each instance's fields lie between its <instanceId> and the next one.
+    let pieces: Vec<&str> = answer.split("<instanceId>").skip(1).collect();
+    for piece in pieces {
+        let Some(id) = piece.split("</instanceId>").next().map(str::to_string) else {
+            continue;
+        };
+        let launch_index = element(piece, "amiLaunchIndex").and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        let private_ip = element(piece, "privateIpAddress").unwrap_or_default().to_string();
+        let Ok(dir) = tempfile::Builder::new().prefix("skyplan-ec2-instance-").tempdir() else {
+            continue;
+        };
+        let console = Arc::new(Mutex::new(Vec::new()));
+        let pgid = user_data
+            .as_deref()
+            .and_then(|script| start_instance(state, &id, &dir.path().to_path_buf(), script, &console));
+        lock(&state.instances).insert(
+            id,
+            Emulated {
+                launch_index,
+                private_ip,
+                tags: tags.clone(),
+                console,
+                pgid,
+                _dir: dir,
+            },
+        );
+    }
+}
+
+fn start_instance(
+    state: &ProxyState,
+    id: &str,
+    dir: &PathBuf,
+    script: &str,
+    console: &Arc<Mutex<Vec<u8>>>,
+) -> Option<i32> {
+    let path = dir.join("user-data");
+    std::fs::write(&path, script).ok()?;
+    let mut child = tokio::process::Command::new("bash")
+        .arg(&path)
+        .env("SKYPLAN_IMDS_ENDPOINT", format!("http://127.0.0.1:{}/_imds/{id}", state.port))
+        .env("SKYPLAN_NODE_ROOT", dir.join("node"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false)
+        .spawn()
+        .ok()?;
+    let pgid = child.id().map(|p| p as i32);
+    for mut pipe in [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let console = console.clone();
+        tokio::spawn(async move {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buffer).await {
+                if n == 0 {
+                    break;
+                }
+                lock(&console).extend_from_slice(&buffer[..n]);
+            }
+        });
+    }
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    pgid
+}
+
+fn console_output(state: &ProxyState, call: &Ec2Call) -> Option<Response> {
+    let id = call.params.get("InstanceId")?;
+    let instances = lock(&state.instances);
+    let instance = instances.get(id)?;
+    let output = STANDARD.encode(lock(&instance.console).as_slice());
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<GetConsoleOutputResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
+         <requestId>skyplan-ec2-proxy</requestId><instanceId>{id}</instanceId><output>{output}</output></GetConsoleOutputResponse>"
+    );
+    Some(([("content-type", "text/xml")], body).into_response())
+}
+
+/// The instance metadata service of an emulated instance: `ID/latest/...`.
+fn imds(state: &ProxyState, method: &Method, rest: &str) -> Response {
+    let (id, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let instances = lock(&state.instances);
+    let Some(instance) = instances.get(id) else {
+        return (StatusCode::NOT_FOUND, "no such instance").into_response();
+    };
+    let text = match (method, path) {
+        (&Method::PUT, "latest/api/token") => Some("skyplan-emulated-token".to_string()),
+        (_, "latest/meta-data/ami-launch-index") => Some(instance.launch_index.to_string()),
+        (_, "latest/meta-data/local-ipv4") => Some(instance.private_ip.clone()),
+        (_, "latest/meta-data/instance-id") => Some(id.to_string()),
+        (_, other) => other
+            .strip_prefix("latest/meta-data/tags/instance/")
+            .and_then(|key| instance.tags.get(key).cloned()),
+    };
+    match text {
+        Some(text) => text.into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
