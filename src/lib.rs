@@ -46,6 +46,30 @@ pub fn load_catalog(dir: Option<&Path>) -> Result<catalog::Catalog, Error> {
     })
 }
 
+/// Where `skyplan catalog refresh` keeps newer spot prices: `home/catalog/spot-prices.csv`.
+pub fn spot_overlay_path(home: &Path) -> PathBuf {
+    home.join("catalog").join("spot-prices.csv")
+}
+
+/// Lays the spot price overlay of `home` (if there is one) over `catalog`; returns how many
+/// offers changed. The catalog files themselves are never written.
+///
+/// ```
+/// let home = std::env::temp_dir().join(format!("skyplan-overlay-doc-{}", std::process::id()));
+/// let mut catalog = skyplan::load_catalog(None).unwrap();
+/// assert_eq!(skyplan::apply_spot_overlay(&mut catalog, &home).unwrap(), 0); // none yet
+/// ```
+pub fn apply_spot_overlay(catalog: &mut catalog::Catalog, home: &Path) -> Result<usize, Error> {
+    let path = spot_overlay_path(home);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => return Err(catalog::CatalogError::Io { path, source }.into()),
+    };
+    let rows = catalog::parse_spot_overlay(&path.display().to_string(), &bytes)?;
+    Ok(catalog.apply_spot_prices(&rows))
+}
+
 /// The skyplan home directory: `explicit` if given, else `~/.skyplan`.
 pub fn home_dir(explicit: Option<&Path>) -> Result<PathBuf, Error> {
     if let Some(dir) = explicit {

@@ -15,3 +15,8 @@ mod launch_dryrun;
 
 /// `skyplan launch` on the local provider, with `status`, `logs` and `down`.
 mod launch_local;
+
+/// `skyplan launch`, `status`, `down`, `check` and `catalog refresh` on AWS: the real SDK
+/// against a local moto, configured only through the standard AWS environment variables.
+#[cfg(feature = "aws")]
+mod launch_aws;

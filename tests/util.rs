@@ -41,6 +41,24 @@ pub fn skyplan_with(args: &[&str], envs: &[(&str, &str)]) -> Run {
         .env("SKYPLAN_HOME", &home)
         .env_remove("SKYPLAN_CATALOG_DIR")
         .env_remove("SKYPLAN_LOG");
+    // Never the developer's AWS account, nor instance metadata: tests that want AWS pass a
+    // local moto's environment.
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ] {
+        command.env_remove(name);
+    }
+    command
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/skyplan-test/credentials")
+        .env("AWS_CONFIG_FILE", "/nonexistent/skyplan-test/config");
     for (key, value) in envs {
         command.env(key, value);
     }

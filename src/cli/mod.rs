@@ -1,5 +1,7 @@
 //! Command-line definitions (clap) and dispatch. Each subcommand lives in its own module.
 
+#[cfg(feature = "aws")]
+mod catalog;
 mod check;
 mod down;
 mod exec;
@@ -58,6 +60,10 @@ pub enum Command {
     Down(down::Args),
     /// Show which clouds this build can launch on, and why not.
     Check(check::Args),
+    /// Refresh catalog prices from a cloud (`catalog refresh --cloud aws`).
+    #[cfg(feature = "aws")]
+    #[command(subcommand)]
+    Catalog(catalog::Command),
     /// Print the Kubernetes manifests a task becomes (`--target kubernetes`), secrets redacted.
     #[cfg(feature = "kubernetes")]
     Render(render::Args),
@@ -79,6 +85,8 @@ pub fn main() -> ExitCode {
         Command::Exec(args) => exec::run(&cli, args),
         Command::Down(args) => down::run(&cli, args),
         Command::Check(args) => check::run(&cli, args),
+        #[cfg(feature = "aws")]
+        Command::Catalog(command) => catalog::run(&cli, command),
         #[cfg(feature = "kubernetes")]
         Command::Render(args) => render::run(&cli, args),
         #[cfg(feature = "kubesim")]
@@ -113,9 +121,18 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// Loads the catalog the global flags select, logging what loading resolved.
+/// Loads the catalog the global flags select with the home's spot price overlay laid over it
+/// (`skyplan catalog refresh`), logging what loading resolved.
 pub fn load_catalog(cli: &Cli) -> anyhow::Result<skyplan::catalog::Catalog> {
-    let catalog = skyplan::load_catalog(cli.catalog_dir.as_deref())?;
+    let mut catalog = skyplan::load_catalog(cli.catalog_dir.as_deref())?;
+    let home = skyplan::home_dir(cli.home.as_deref())?;
+    let changed = skyplan::apply_spot_overlay(&mut catalog, &home)?;
+    if changed > 0 {
+        tracing::info!(
+            "{}: newer spot prices for {changed} offers",
+            skyplan::spot_overlay_path(&home).display()
+        );
+    }
     for warning in &catalog.report().warnings {
         // The embedded catalog's quirks are known and documented in data/README.md.
         if cli.catalog_dir.is_some() {
