@@ -28,7 +28,11 @@ fn launch_status_down_on_aws_two_nodes_spot() {
 
     let check = skyplan_with(&["check"], &env);
     assert_eq!(check.code, 0, "{}", check.stderr);
-    let aws_line = check.stdout.lines().find(|l| l.contains(" aws ")).unwrap_or_default();
+    let aws_line = check
+        .stdout
+        .lines()
+        .find(|l| l.contains(" aws "))
+        .unwrap_or_default();
     assert!(aws_line.starts_with("enabled"), "{}", check.stdout);
     assert!(aws_line.contains(testbed.endpoint()), "{aws_line}");
 
@@ -45,7 +49,10 @@ fn launch_status_down_on_aws_two_nodes_spot() {
     let spot = testbed.calls("RunInstances");
     assert_eq!(spot.len(), 1);
     assert_eq!(
-        spot[0].params.get("InstanceMarketOptions.MarketType").map(String::as_str),
+        spot[0]
+            .params
+            .get("InstanceMarketOptions.MarketType")
+            .map(String::as_str),
         Some("spot")
     );
 
@@ -75,15 +82,39 @@ fn catalog_refresh_writes_an_overlay_and_never_touches_data() {
     let home = temp_dir("aws-refresh");
     let env = env(&vars, home.to_str().unwrap());
     let before = std::fs::read(data_dir().join("aws.csv")).unwrap();
-    let run = skyplan_with(&["catalog", "refresh", "--cloud", "aws", "--region", "us-east-1", "--json"], &env);
+    let run = skyplan_with(
+        &[
+            "catalog",
+            "refresh",
+            "--cloud",
+            "aws",
+            "--region",
+            "us-east-1",
+            "--json",
+        ],
+        &env,
+    );
     assert_eq!(run.code, 0, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
     let report = run.json();
     assert_eq!(report["regions"][0]["region"], "us-east-1");
-    assert!(report["regions"][0]["offers_updated"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["regions"][0]["offers_updated"].as_u64().unwrap() > 0,
+        "{report}"
+    );
     let overlay = std::fs::read_to_string(home.join("catalog/spot-prices.csv")).unwrap();
     assert!(overlay.starts_with("Cloud,Region,AvailabilityZone,InstanceType,SpotPrice,Timestamp\n"));
-    assert!(overlay.lines().skip(1).all(|l| l.starts_with("aws,us-east-1,use1-az")), "{overlay}");
-    assert_eq!(std::fs::read(data_dir().join("aws.csv")).unwrap(), before, "data/ untouched");
+    assert!(
+        overlay
+            .lines()
+            .skip(1)
+            .all(|l| l.starts_with("aws,us-east-1,use1-az")),
+        "{overlay}"
+    );
+    assert_eq!(
+        std::fs::read(data_dir().join("aws.csv")).unwrap(),
+        before,
+        "data/ untouched"
+    );
     // Every command now plans with the overlay's spot prices (moto's are synthetic).
     let g6: Vec<Vec<&str>> = overlay
         .lines()
@@ -92,7 +123,16 @@ fn catalog_refresh_writes_an_overlay_and_never_touches_data() {
         .collect();
     assert!(!g6.is_empty(), "moto prices g6.xlarge: {overlay}");
     let shown = skyplan_with(
-        &["show-gpus", "L4:1", "--cloud", "aws", "--region", "us-east-1", "--spot", "--json"],
+        &[
+            "show-gpus",
+            "L4:1",
+            "--cloud",
+            "aws",
+            "--region",
+            "us-east-1",
+            "--spot",
+            "--json",
+        ],
         &env,
     );
     assert_eq!(shown.code, 0, "{}", shown.stderr);
@@ -108,16 +148,27 @@ fn catalog_refresh_writes_an_overlay_and_never_touches_data() {
         }
     }
     assert!(
-        offers.as_array().unwrap().iter().any(|o| o["instance_type"] == "g6.xlarge"
-            && g6.iter().any(|r| o["zone"] == r[2] && o["spot_price"] == r[4])),
+        offers
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["instance_type"] == "g6.xlarge"
+                && g6.iter().any(|r| o["zone"] == r[2] && o["spot_price"] == r[4])),
         "show-gpus uses the overlay: {offers}"
     );
 
     let bad = skyplan_with(&["catalog", "refresh", "--cloud", "gcp"], &env);
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("aws only"), "{}", bad.stderr);
-    let unknown = skyplan_with(&["catalog", "refresh", "--cloud", "aws", "--region", "mars-1"], &env);
-    assert!(unknown.stderr.contains("--region \"mars-1\""), "{}", unknown.stderr);
+    let unknown = skyplan_with(
+        &["catalog", "refresh", "--cloud", "aws", "--region", "mars-1"],
+        &env,
+    );
+    assert!(
+        unknown.stderr.contains("--region \"mars-1\""),
+        "{}",
+        unknown.stderr
+    );
 }
 
 #[test]
@@ -125,6 +176,14 @@ fn without_credentials_aws_is_disabled_and_says_why() {
     let home = temp_dir("aws-none");
     let check = skyplan_with(&["check"], &[("SKYPLAN_HOME", home.to_str().unwrap())]);
     assert_eq!(check.code, 0, "{}", check.stderr);
-    let line = check.stdout.lines().find(|l| l.contains(" aws ")).unwrap_or_default();
-    assert!(line.starts_with("disabled") && line.contains("no AWS credentials"), "{}", check.stdout);
+    let line = check
+        .stdout
+        .lines()
+        .find(|l| l.contains(" aws "))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("disabled") && line.contains("no AWS credentials"),
+        "{}",
+        check.stdout
+    );
 }

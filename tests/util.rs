@@ -57,7 +57,10 @@ pub fn skyplan_with(args: &[&str], envs: &[(&str, &str)]) -> Run {
     }
     command
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/skyplan-test/credentials")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/skyplan-test/credentials",
+        )
         .env("AWS_CONFIG_FILE", "/nonexistent/skyplan-test/config");
     for (key, value) in envs {
         command.env(key, value);

@@ -87,7 +87,10 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
             .filter(|o| o.cloud == "aws" && o.region == *region)
             .map(|o| o.instance_type.as_str())
             .collect();
-        eprintln!("aws {region}: reading spot price history for {} instance types", types.len());
+        eprintln!(
+            "aws {region}: reading spot price history for {} instance types",
+            types.len()
+        );
         let rows = runtime
             .block_on(provider.spot_prices(region, &[]))
             .with_context(|| format!("refreshing aws spot prices in {region}"))?;
@@ -138,6 +141,9 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
             region.offers_updated.to_string(),
         ]);
     }
-    super::print_text(&format!("{table}\nSaved to {} (data/ is unchanged).", report.overlay))?;
+    super::print_text(&format!(
+        "{table}\nSaved to {} (data/ is unchanged).",
+        report.overlay
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

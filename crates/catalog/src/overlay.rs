@@ -110,7 +110,12 @@ pub fn parse_spot_overlay(file: &str, bytes: &[u8]) -> Result<Vec<SpotPrice>, Ca
 pub fn write_spot_overlay(rows: &[SpotPrice]) -> String {
     let mut sorted: Vec<&SpotPrice> = rows.iter().collect();
     sorted.sort_by(|a, b| {
-        (&a.cloud, &a.region, &a.zone, &a.instance_type).cmp(&(&b.cloud, &b.region, &b.zone, &b.instance_type))
+        (&a.cloud, &a.region, &a.zone, &a.instance_type).cmp(&(
+            &b.cloud,
+            &b.region,
+            &b.zone,
+            &b.instance_type,
+        ))
     });
     let mut out = SPOT_OVERLAY_HEADER.join(",");
     out.push('\n');
@@ -136,7 +141,12 @@ impl Catalog {
         let mut by_place = std::collections::HashMap::new();
         for row in rows {
             by_place.insert(
-                (row.cloud.as_str(), row.region.as_str(), row.instance_type.as_str(), row.zone.as_deref()),
+                (
+                    row.cloud.as_str(),
+                    row.region.as_str(),
+                    row.instance_type.as_str(),
+                    row.zone.as_deref(),
+                ),
                 row.price,
             );
         }
@@ -187,19 +197,28 @@ mod tests {
     #[test]
     fn overlay_sets_zone_and_region_prices_and_reorders_spot_queries() {
         let mut catalog = Catalog::from_csv("aws", "aws.csv", CSV.as_bytes()).expect("catalog");
-        let rows = vec![row("us-east-1", Some("use1-az2"), "0.10"), row("us-west-2", None, "0.20")];
+        let rows = vec![
+            row("us-east-1", Some("use1-az2"), "0.10"),
+            row("us-west-2", None, "0.20"),
+        ];
         assert_eq!(catalog.apply_spot_prices(&rows), 2);
         let mut query = crate::OfferQuery::accelerator("L4", Some(1.0));
         query.spot = true;
         let offers = catalog.query(&query);
         let zones: Vec<_> = offers.iter().map(|o| o.zone.as_deref().unwrap_or("-")).collect();
         assert_eq!(zones, ["use1-az2", "usw2-az1", "use1-az1"]);
-        assert_eq!(offers[0].spot_price.map(|p| p.to_string()).as_deref(), Some("0.10"));
+        assert_eq!(
+            offers[0].spot_price.map(|p| p.to_string()).as_deref(),
+            Some("0.10")
+        );
     }
 
     #[test]
     fn written_overlays_read_back() {
-        let rows = vec![row("us-west-2", None, "0.2"), row("us-east-1", Some("use1-az1"), "0.1")];
+        let rows = vec![
+            row("us-west-2", None, "0.2"),
+            row("us-east-1", Some("use1-az1"), "0.1"),
+        ];
         let text = write_spot_overlay(&rows);
         let back = parse_spot_overlay("o.csv", text.as_bytes()).expect("parse");
         assert_eq!(back, vec![rows[1].clone(), rows[0].clone()]);
@@ -208,7 +227,10 @@ mod tests {
     #[test]
     fn overlay_errors_name_file_line_and_column() {
         let missing = parse_spot_overlay("o.csv", b"Cloud,Region\naws,x\n").expect_err("no columns");
-        assert!(missing.to_string().contains("missing column `AvailabilityZone`"), "{missing}");
+        assert!(
+            missing.to_string().contains("missing column `AvailabilityZone`"),
+            "{missing}"
+        );
         let negative = "Cloud,Region,AvailabilityZone,InstanceType,SpotPrice,Timestamp\naws,r,z,t,-1,x\n";
         let err = parse_spot_overlay("o.csv", negative.as_bytes()).expect_err("negative");
         assert!(err.to_string().starts_with("o.csv:2: column 5"), "{err}");

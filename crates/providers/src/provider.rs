@@ -355,7 +355,8 @@ pub trait Provider: Send + Sync {
                     "{} ({} vCPUs, {} GiB, {})",
                     o.instance_type,
                     o.vcpus.map_or("?".to_string(), skyplan_catalog::format_count),
-                    o.memory_gib.map_or("?".to_string(), skyplan_catalog::format_count),
+                    o.memory_gib
+                        .map_or("?".to_string(), skyplan_catalog::format_count),
                     if o.accelerator.is_some() {
                         o.accelerator_label()
                     } else {

@@ -97,7 +97,10 @@ fn two_node_spot_launch_runs_with_ranks_ips_ports_and_down_leaves_nothing() {
     assert_eq!(outcome.handle.nodes.len(), 2);
     let run_call = testbed.calls("RunInstances").pop().expect("RunInstances sent");
     assert_eq!(
-        run_call.params.get("InstanceMarketOptions.MarketType").map(String::as_str),
+        run_call
+            .params
+            .get("InstanceMarketOptions.MarketType")
+            .map(String::as_str),
         Some("spot")
     );
     assert_eq!(run_call.params.get("MinCount").map(String::as_str), Some("2"));
@@ -125,11 +128,17 @@ fn two_node_spot_launch_runs_with_ranks_ips_ports_and_down_leaves_nothing() {
     }
     let listed = rt.block_on(aws.list()).expect("list");
     assert_eq!(listed.len(), 1, "one cluster: {listed:?}");
-    assert_eq!(listed[0].labels.get("skyplan.dev/cluster").map(String::as_str), Some("spot2"));
+    assert_eq!(
+        listed[0].labels.get("skyplan.dev/cluster").map(String::as_str),
+        Some("spot2")
+    );
 
     let down = rt.block_on(launcher.down("spot2")).expect("down");
     assert!(down.found(), "{down:?}");
-    assert!(rt.block_on(aws.list()).expect("list").is_empty(), "instances and group gone");
+    assert!(
+        rt.block_on(aws.list()).expect("list").is_empty(),
+        "instances and group gone"
+    );
     assert!(testbed.calls("DeleteSecurityGroup").len() == 1);
     assert_eq!(testbed.running_instances(), 0);
 }
@@ -158,7 +167,10 @@ fn down_finds_instances_of_a_launch_that_crashed_before_recording() {
     let launcher = launcher(aws_catalog(), home.store()).with_provider(aws.clone());
     assert!(home.store().cluster("crashed").expect("store").is_none());
     let report = rt
-        .block_on(skyplan_providers::status_report(launcher.store(), launcher.providers()))
+        .block_on(skyplan_providers::status_report(
+            launcher.store(),
+            launcher.providers(),
+        ))
         .expect("status");
     assert_eq!(report.unrecorded.len(), 1, "status shows the unrecorded cluster");
     assert_eq!(report.unrecorded[0].region, "us-west-2");
@@ -228,7 +240,10 @@ fn capacity_errors_move_to_the_next_zone_then_region_and_quota_blocks_the_region
     assert_eq!(outcome.failures.len(), 1);
     assert!(matches!(
         &outcome.failures[0].error,
-        skyplan_providers::ProviderError::QuotaExceeded { scope: Scope::Region, .. }
+        skyplan_providers::ProviderError::QuotaExceeded {
+            scope: Scope::Region,
+            ..
+        }
     ));
     assert!(matches!(&outcome.failures[0].action,
         FailoverAction::Block(b) if b.region.as_deref() == Some("us-east-1") && b.zone.is_none()));
@@ -271,8 +286,14 @@ fn throttling_is_retried_with_backoff_and_then_succeeds() {
             None
         ]
     );
-    let tokens: Vec<_> = calls.iter().map(|c| c.params.get("ClientToken").cloned()).collect();
-    assert!(tokens.windows(2).all(|w| w[0] == w[1]), "retries reuse the client token");
+    let tokens: Vec<_> = calls
+        .iter()
+        .map(|c| c.params.get("ClientToken").cloned())
+        .collect();
+    assert!(
+        tokens.windows(2).all(|w| w[0] == w[1]),
+        "retries reuse the client token"
+    );
     let lines = rt.block_on(follow_logs(aws.as_ref(), "throttled", None));
     assert_eq!(lines.last().map(|l| l.text.as_str()), Some("done"));
     rt.block_on(launcher.down("throttled")).expect("down");
@@ -294,7 +315,11 @@ fn auth_failures_block_aws_and_say_why() {
         Err(LaunchError::Failed { attempts, .. }) => {
             assert_eq!(attempts.len(), 1, "the whole cloud is blocked after one try");
             assert!(matches!(&attempts[0].action, FailoverAction::Block(b) if b.region.is_none()));
-            assert!(attempts[0].error.to_string().contains("AuthFailure"), "{}", attempts[0].error);
+            assert!(
+                attempts[0].error.to_string().contains("AuthFailure"),
+                "{}",
+                attempts[0].error
+            );
         }
         other => panic!("expected a failed launch, got {other:?}"),
     }
@@ -309,7 +334,10 @@ fn spot_prices_come_back_as_an_overlay_with_zone_ids() {
         .block_on(aws.spot_prices("us-east-1", &["m6i.xlarge".to_string()]))
         .expect("spot price history");
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|r| r.instance_type == "m6i.xlarge" && r.region == "us-east-1"));
+    assert!(
+        rows.iter()
+            .all(|r| r.instance_type == "m6i.xlarge" && r.region == "us-east-1")
+    );
     assert!(
         rows.iter()
             .all(|r| r.zone.as_deref().is_some_and(|z| z.starts_with("use1-az"))),

@@ -37,9 +37,9 @@ use aws_sdk_ec2::config::{BehaviorVersion, Credentials, ProvideCredentials, Regi
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
     Filter, HttpTokensState, Instance, InstanceInterruptionBehavior, InstanceMarketOptionsRequest,
-    InstanceMetadataOptionsRequest, InstanceMetadataTagsState, InstanceStateName, InstanceType,
-    IpPermission, IpRange, MarketType, ResourceType, SpotInstanceType, SpotMarketOptions, Tag,
-    TagSpecification, UserIdGroupPair,
+    InstanceMetadataOptionsRequest, InstanceMetadataTagsState, InstanceStateName, InstanceType, IpPermission,
+    IpRange, MarketType, ResourceType, SpotInstanceType, SpotMarketOptions, Tag, TagSpecification,
+    UserIdGroupPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -47,9 +47,9 @@ use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use crate::{
-    Capabilities, ClusterHandle, ClusterState, ClusterStatus, ClusterSummary, JobState,
-    JobStatus, LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProviderError,
-    ProvisionRequest, Scope, TeardownOutcome,
+    Capabilities, ClusterHandle, ClusterState, ClusterStatus, ClusterSummary, JobState, JobStatus,
+    LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProviderError, ProvisionRequest, Scope,
+    TeardownOutcome,
 };
 use userdata::{UserDataContext, parse_console, render_user_data};
 
@@ -97,7 +97,10 @@ impl std::fmt::Debug for AwsSettings {
             .field("endpoint_url", &self.endpoint_url)
             .field(
                 "credentials",
-                &self.credentials.as_ref().map(|(id, _)| format!("{id} / <redacted>")),
+                &self
+                    .credentials
+                    .as_ref()
+                    .map(|(id, _)| format!("{id} / <redacted>")),
             )
             .field("default_region", &self.default_region)
             .field("regions", &self.regions)
@@ -234,7 +237,9 @@ impl AwsProvider {
                 let mut loader = aws_config::defaults(BehaviorVersion::latest())
                     // Always explicit, so that no region lookup reaches for instance metadata.
                     .region(Region::new(self.default_region()))
-                    .retry_config(RetryConfig::standard().with_max_attempts(self.settings.max_attempts.max(1)))
+                    .retry_config(
+                        RetryConfig::standard().with_max_attempts(self.settings.max_attempts.max(1)),
+                    )
                     .timeout_config(
                         TimeoutConfig::builder()
                             .connect_timeout(Duration::from_secs(5))
@@ -356,7 +361,12 @@ impl AwsProvider {
 
     /// The image for `instance_type` in `region`: the newest Deep Learning (GPU shapes) or
     /// Ubuntu image of the instance type's architecture.
-    async fn default_image(&self, region: &str, instance_type: &str, gpu: bool) -> Result<String, ProviderError> {
+    async fn default_image(
+        &self,
+        region: &str,
+        instance_type: &str,
+        gpu: bool,
+    ) -> Result<String, ProviderError> {
         let client = self.client(region).await;
         let types = client
             .describe_instance_types()
@@ -379,13 +389,21 @@ impl AwsProvider {
         if gpu {
             searches.push((DEEP_LEARNING_OWNER, "Deep Learning*Ubuntu*".to_string()));
         }
-        searches.push((CANONICAL, format!("ubuntu/images/*ubuntu-*-{ubuntu_arch}-server-*")));
+        searches.push((
+            CANONICAL,
+            format!("ubuntu/images/*ubuntu-*-{ubuntu_arch}-server-*"),
+        ));
         for (owner, pattern) in searches {
             let images = client
                 .describe_images()
                 .owners(owner)
                 .filters(Filter::builder().name("name").values(pattern).build())
-                .filters(Filter::builder().name("architecture").values(arch.clone()).build())
+                .filters(
+                    Filter::builder()
+                        .name("architecture")
+                        .values(arch.clone())
+                        .build(),
+                )
                 .filters(Filter::builder().name("state").values("available").build())
                 .send()
                 .await
@@ -422,7 +440,11 @@ impl AwsProvider {
         Ok(instances)
     }
 
-    async fn describe_instances(&self, region: &str, filters: Vec<Filter>) -> Result<Vec<Instance>, ProviderError> {
+    async fn describe_instances(
+        &self,
+        region: &str,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<Instance>, ProviderError> {
         describe_instances(&self.client(region).await, region, filters).await
     }
 
@@ -436,9 +458,11 @@ impl AwsProvider {
             }
         }
         let regions = self.regions().await?;
-        let answers = futures::future::join_all(regions.iter().map(|region| async move {
-            (region, self.cluster_instances(region, cluster).await)
-        }))
+        let answers = futures::future::join_all(
+            regions
+                .iter()
+                .map(|region| async move { (region, self.cluster_instances(region, cluster).await) }),
+        )
         .await;
         for (region, answer) in answers {
             let instances = answer?;
@@ -516,7 +540,11 @@ impl AwsProvider {
                     .build(),
             );
         if let Some(zone) = &zone {
-            run = run.placement(aws_sdk_ec2::types::Placement::builder().availability_zone(zone).build());
+            run = run.placement(
+                aws_sdk_ec2::types::Placement::builder()
+                    .availability_zone(zone)
+                    .build(),
+            );
         }
         if let Some(group) = &security_group {
             run = run.security_group_ids(group);
@@ -558,7 +586,10 @@ impl AwsProvider {
 
     /// Tags every instance with the node IPs (rank order), unless they all have the tag.
     async fn tag_node_ips(&self, region: &str, instances: &[Instance]) -> Result<(), ProviderError> {
-        if instances.iter().all(|i| tag_value(i.tags(), NODE_IPS_TAG).is_some()) {
+        if instances
+            .iter()
+            .all(|i| tag_value(i.tags(), NODE_IPS_TAG).is_some())
+        {
             return Ok(());
         }
         let ips = instances
@@ -583,7 +614,11 @@ impl AwsProvider {
 
     /// The cluster's security group (created, or found from an earlier try): the task's ports
     /// open to the world, and all traffic between the cluster's nodes.
-    async fn security_group(&self, region: &str, request: &ProvisionRequest) -> Result<String, ProviderError> {
+    async fn security_group(
+        &self,
+        region: &str,
+        request: &ProvisionRequest,
+    ) -> Result<String, ProviderError> {
         let client = self.client(region).await;
         let name = format!("skyplan-{}", request.cluster);
         let existing = client
@@ -1099,7 +1134,7 @@ impl Provider for AwsProvider {
         let states: Vec<Option<InstanceStateName>> = instances.iter().map(state_of).collect();
         let state = if states.iter().all(|s| *s == Some(InstanceStateName::Running)) {
             ClusterState::Up
-        } else if states.iter().any(|s| *s == Some(InstanceStateName::Pending)) {
+        } else if states.contains(&Some(InstanceStateName::Pending)) {
             ClusterState::Provisioning
         } else {
             ClusterState::Failed
@@ -1214,7 +1249,8 @@ impl LogReader {
                     Err(err) => return Some((vec![Err(err)], (reader, id, seen, true))),
                 };
                 let job = parse_console(&text, 1);
-                if first && seen == 0
+                if first
+                    && seen == 0
                     && let Some(tail) = reader.tail
                 {
                     seen = job.lines.len().saturating_sub(tail);
@@ -1279,7 +1315,12 @@ mod tests {
         for code in ["AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId"] {
             assert_eq!(kind(code, 401), "auth", "{code}");
         }
-        for code in ["RequestLimitExceeded", "Throttling", "InternalError", "Unavailable"] {
+        for code in [
+            "RequestLimitExceeded",
+            "Throttling",
+            "InternalError",
+            "Unavailable",
+        ] {
             assert_eq!(kind(code, 503), "transient", "{code}");
         }
         assert_eq!(kind("InvalidInstanceID.NotFound", 400), "not_found");

@@ -17,7 +17,11 @@ impl AwsProvider {
     /// The current Linux spot price of each of `instance_types` (all types when empty) in every
     /// zone of `region`, with zones written as zone ids like the catalog's. A price EC2 answers
     /// that is not a decimal is an error naming the type and zone.
-    pub async fn spot_prices(&self, region: &str, instance_types: &[String]) -> Result<Vec<SpotPrice>, ProviderError> {
+    pub async fn spot_prices(
+        &self,
+        region: &str,
+        instance_types: &[String],
+    ) -> Result<Vec<SpotPrice>, ProviderError> {
         let zone_ids: BTreeMap<String, String> = self.zones(region).await?.into_iter().collect();
         let client = self.client(region).await;
         let mut pages = client
@@ -36,9 +40,11 @@ impl AwsProvider {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| map_sdk_error(region, "DescribeSpotPriceHistory", e))?;
             for entry in page.spot_price_history() {
-                let (Some(kind), Some(zone), Some(price)) =
-                    (entry.instance_type(), entry.availability_zone(), entry.spot_price())
-                else {
+                let (Some(kind), Some(zone), Some(price)) = (
+                    entry.instance_type(),
+                    entry.availability_zone(),
+                    entry.spot_price(),
+                ) else {
                     continue;
                 };
                 let price = Decimal::from_str(price.trim()).map_err(|_| ProviderError::Transient {

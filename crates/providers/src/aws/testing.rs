@@ -13,7 +13,7 @@
 //! `moto_server` must be on `PATH` (`pip install 'moto[server]'`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -298,7 +298,8 @@ impl Drop for AwsTestbed {
 }
 
 fn group_alive(pgid: i32) -> bool {
-    rustix::process::Pid::from_raw(pgid).is_some_and(|pid| rustix::process::test_kill_process_group(pid).is_ok())
+    rustix::process::Pid::from_raw(pgid)
+        .is_some_and(|pid| rustix::process::test_kill_process_group(pid).is_ok())
 }
 
 fn kill(instance: &mut Emulated) {
@@ -368,10 +369,11 @@ async fn handle(State(state): State<Arc<ProxyState>>, request: Request<Body>) ->
     {
         return response;
     }
-    let (status, headers, answer) = match forward(&state.upstream, &parts.method, &parts.uri, &parts.headers, body).await {
-        Ok(answer) => answer,
-        Err(err) => return xml_error(503, "Unavailable", &format!("moto unreachable: {err}")),
-    };
+    let (status, headers, answer) =
+        match forward(&state.upstream, &parts.method, &parts.uri, &parts.headers, body).await {
+            Ok(answer) => answer,
+            Err(err) => return xml_error(503, "Unavailable", &format!("moto unreachable: {err}")),
+        };
     if status.is_success() {
         match call.action.as_str() {
             "RunInstances" => boot(&state, &call, &answer),
@@ -405,10 +407,7 @@ async fn forward(
     body: Bytes,
 ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let target = format!(
-        "{upstream}{}",
-        uri.path_and_query().map_or("/", |p| p.as_str())
-    );
+    let target = format!("{upstream}{}", uri.path_and_query().map_or("/", |p| p.as_str()));
     let mut builder = Request::builder().method(method.clone()).uri(target);
     for (name, value) in headers {
         if name != "host" {
@@ -443,7 +442,10 @@ fn record_tags(state: &ProxyState, params: &HashMap<String, String>) {
         let Some(key) = params.get(&format!("Tag.{n}.Key")) else {
             break;
         };
-        tags.insert(key.clone(), params.get(&format!("Tag.{n}.Value")).cloned().unwrap_or_default());
+        tags.insert(
+            key.clone(),
+            params.get(&format!("Tag.{n}.Value")).cloned().unwrap_or_default(),
+        );
     }
     let mut instances = lock(&state.instances);
     for id in indexed(params, "ResourceId") {
@@ -487,7 +489,9 @@ fn boot(state: &Arc<ProxyState>, call: &Ec2Call, answer: &[u8]) {
         let Some(id) = piece.split("</instanceId>").next().map(str::to_string) else {
             continue;
         };
-        let launch_index = element(piece, "amiLaunchIndex").and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        let launch_index = element(piece, "amiLaunchIndex")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
         let private_ip = element(piece, "privateIpAddress").unwrap_or_default().to_string();
         let Ok(dir) = tempfile::Builder::new().prefix("skyplan-ec2-instance-").tempdir() else {
             continue;
@@ -495,7 +499,7 @@ fn boot(state: &Arc<ProxyState>, call: &Ec2Call, answer: &[u8]) {
         let console = Arc::new(Mutex::new(Vec::new()));
         let pgid = user_data
             .as_deref()
-            .and_then(|script| start_instance(state, &id, &dir.path().to_path_buf(), script, &console));
+            .and_then(|script| start_instance(state, &id, dir.path(), script, &console));
         lock(&state.instances).insert(
             id,
             Emulated {
@@ -513,7 +517,7 @@ fn boot(state: &Arc<ProxyState>, call: &Ec2Call, answer: &[u8]) {
 fn start_instance(
     state: &ProxyState,
     id: &str,
-    dir: &PathBuf,
+    dir: &Path,
     script: &str,
     console: &Arc<Mutex<Vec<u8>>>,
 ) -> Option<i32> {
@@ -521,7 +525,10 @@ fn start_instance(
     std::fs::write(&path, script).ok()?;
     let mut child = tokio::process::Command::new("bash")
         .arg(&path)
-        .env("SKYPLAN_IMDS_ENDPOINT", format!("http://127.0.0.1:{}/_imds/{id}", state.port))
+        .env(
+            "SKYPLAN_IMDS_ENDPOINT",
+            format!("http://127.0.0.1:{}/_imds/{id}", state.port),
+        )
         .env("SKYPLAN_NODE_ROOT", dir.join("node"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -532,8 +539,14 @@ fn start_instance(
         .ok()?;
     let pgid = child.id().map(|p| p as i32);
     for mut pipe in [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
     ]
     .into_iter()
     .flatten()

@@ -106,7 +106,9 @@ pub fn render_user_data(task: &TaskRun, context: &UserDataContext<'_>) -> String
         ("NUM_NODES", context.num_nodes.max(1).to_string()),
         ("NUM_GPUS_PER_NODE", gpus),
     ] {
-        s.push_str(&format!("export SKYPLAN_{name}={value} SKYPILOT_{name}={value}\n"));
+        s.push_str(&format!(
+            "export SKYPLAN_{name}={value} SKYPILOT_{name}={value}\n"
+        ));
     }
     for (name, value) in &task.envs {
         s.push_str(&format!("export {name}={}\n", shell_quote(value)));
@@ -241,11 +243,7 @@ mod tests {
             .status()
             .expect("chmod");
         assert!(chmod.success());
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
         let out = std::process::Command::new("bash")
             .arg("-c")
             .arg(script)
@@ -309,7 +307,10 @@ mod tests {
         task.image_id = Some("docker:vllm/vllm-openai:latest".into());
         task.envs.insert("MODEL".into(), "m".into());
         let script = render_user_data(&task, &context(1, 8.0));
-        assert!(script.contains("docker pull -q 'vllm/vllm-openai:latest'"), "{script}");
+        assert!(
+            script.contains("docker pull -q 'vllm/vllm-openai:latest'"),
+            "{script}"
+        );
         assert!(
             script.contains("docker run --rm --network host --shm-size 1g --gpus all -e SKYPLAN_NODE_RANK"),
             "{script}"
@@ -328,7 +329,13 @@ mod tests {
     #[test]
     fn console_parsing_ignores_other_lines_and_missing_codes() {
         let job = parse_console("boot\n[skyplan job 1] a\r\n[skyplan job 2] b\n", 1);
-        assert_eq!(job, ConsoleJob { lines: vec!["a".into()], exit_code: None });
+        assert_eq!(
+            job,
+            ConsoleJob {
+                lines: vec!["a".into()],
+                exit_code: None
+            }
+        );
         let garbled = parse_console("[skyplan job 1 exit] x\n", 1);
         assert_eq!(garbled.exit_code, Some(1));
     }
