@@ -321,6 +321,10 @@ pub fn check_providers(home: &Path) -> std::io::Result<Vec<ProviderCheck>> {
                     "not configured: no AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/credentials or \
                      ~/.aws/config)"
                         .to_string()
+                } else if *cloud == "aws" {
+                    "this build has no aws backend: build with `--features aws`; its offers are planned but \
+                     cannot be launched"
+                        .to_string()
                 } else {
                     "no backend for it in this build yet; its offers are planned but cannot be launched"
                         .to_string()

@@ -67,8 +67,12 @@ pub const NODE_IPS_TAG: &str = "skyplan.dev:node-ips";
 const CANONICAL: &str = "099720109477";
 /// Amazon's account that publishes the Deep Learning images.
 const DEEP_LEARNING_OWNER: &str = "898082745236";
-/// Instance states that still hold (or will hold) resources.
-const LIVE_STATES: [&str; 5] = ["pending", "running", "stopping", "stopped", "shutting-down"];
+/// Instance states of a cluster that exists. `shutting-down` is left out: teardown has been
+/// requested for those (a second `down` is "already gone"), and their security group waits
+/// for them in [`AwsProvider::teardown`].
+const LIVE_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
+/// EC2's limit on user data, before base64.
+const USER_DATA_LIMIT: usize = 16 * 1024;
 
 /// How the provider reaches EC2, when not entirely from the standard AWS chain.
 #[derive(Clone, PartialEq, Eq)]
@@ -507,6 +511,15 @@ impl AwsProvider {
                 gpus_per_node: placement.accelerator_count,
             },
         );
+        if script.len() > USER_DATA_LIMIT {
+            return Err(ProviderError::InvalidRequest {
+                message: format!(
+                    "the user data for this task is {} bytes and EC2 allows {USER_DATA_LIMIT}: setup, run and envs \
+                     travel in it; move long scripts into files the task fetches",
+                    script.len()
+                ),
+            });
+        }
         let security_group = if request.task.ports.is_empty() {
             None
         } else {
@@ -809,11 +822,7 @@ impl AwsProvider {
             if code.is_none()
                 && matches!(
                     state_of(instance),
-                    Some(
-                        InstanceStateName::ShuttingDown
-                            | InstanceStateName::Stopping
-                            | InstanceStateName::Stopped
-                    )
+                    Some(InstanceStateName::Stopping | InstanceStateName::Stopped)
                 )
             {
                 lost = true;
@@ -1284,9 +1293,7 @@ impl LogReader {
             live_state_filter(),
         ];
         match describe_instances(&self.client, &self.region, filters).await {
-            Ok(instances) => instances
-                .iter()
-                .any(|i| !matches!(state_of(i), Some(InstanceStateName::ShuttingDown))),
+            Ok(instances) => !instances.is_empty(),
             // Unknown: keep following; the next poll asks again.
             Err(_) => true,
         }
