@@ -66,6 +66,29 @@ fn conformance_suite_passes_one_and_two_nodes() {
     let rt = runtime();
     rt.block_on(conformance::status_follows_lifecycle(aws.as_ref(), &two_nodes));
     rt.block_on(conformance::logs_contain_run_output(aws.as_ref(), &two_nodes));
+    let on_demand = testbed.calls("RunInstances");
+    assert!(
+        on_demand
+            .iter()
+            .all(|c| !c.params.contains_key("InstanceMarketOptions.MarketType")),
+        "on-demand launches send no market options"
+    );
+    let one_spot_node = |cluster: &str| {
+        let mut request = factory(cluster);
+        request.placement.use_spot = true;
+        request
+    };
+    rt.block_on(conformance::status_follows_lifecycle(
+        aws.as_ref(),
+        &one_spot_node,
+    ));
+    let spot = testbed.calls("RunInstances").pop().expect("spot launch");
+    assert_eq!(
+        spot.params
+            .get("InstanceMarketOptions.MarketType")
+            .map(String::as_str),
+        Some("spot")
+    );
     assert_eq!(testbed.running_instances(), 0, "every instance ended");
 }
 
