@@ -27,35 +27,34 @@ pub fn providers(home: &Path) -> Providers {
     let local: Arc<dyn Provider> = Arc::new(skyplan_providers::LocalProvider::new(home));
     providers.insert(local.id().to_string(), local);
     #[cfg(feature = "kubernetes")]
-    {
-        let kubernetes: Option<Arc<dyn Provider>> =
-            match skyplan_providers::KubernetesProvider::from_home(home) {
-                Ok(None) => None,
-                Ok(Some(provider)) => Some(Arc::new(provider)),
-                Err(reason) => Some(Arc::new(skyplan_providers::UnavailableProvider::new(
-                    skyplan_providers::KUBERNETES,
-                    reason,
-                ))),
-            };
-        if let Some(kubernetes) = kubernetes {
-            providers.insert(kubernetes.id().to_string(), kubernetes);
-        }
-    }
+    insert_configured(
+        &mut providers,
+        skyplan_providers::KUBERNETES,
+        skyplan_providers::KubernetesProvider::from_home(home),
+    );
     #[cfg(feature = "aws")]
-    {
-        let aws: Option<Arc<dyn Provider>> = match skyplan_providers::AwsProvider::from_env() {
-            Ok(None) => None,
-            Ok(Some(provider)) => Some(Arc::new(provider)),
-            Err(reason) => Some(Arc::new(skyplan_providers::UnavailableProvider::new(
-                skyplan_providers::AWS,
-                reason,
-            ))),
-        };
-        if let Some(aws) = aws {
-            providers.insert(aws.id().to_string(), aws);
-        }
-    }
+    insert_configured(
+        &mut providers,
+        skyplan_providers::AWS,
+        skyplan_providers::AwsProvider::from_env(),
+    );
     providers
+}
+
+/// Adds a backend that may be configured: nothing when it is not, the provider when it is, and
+/// a stand-in that says why when its configuration is unusable.
+#[cfg(any(feature = "kubernetes", feature = "aws"))]
+fn insert_configured<P: Provider + 'static>(
+    providers: &mut Providers,
+    id: &str,
+    configured: Result<Option<P>, ProviderError>,
+) {
+    let provider: Arc<dyn Provider> = match configured {
+        Ok(None) => return,
+        Ok(Some(provider)) => Arc::new(provider),
+        Err(reason) => Arc::new(skyplan_providers::UnavailableProvider::new(id, reason)),
+    };
+    providers.insert(id.to_string(), provider);
 }
 
 /// Opens the state store in `home`.

@@ -60,14 +60,18 @@ pub fn spot_overlay_path(home: &Path) -> PathBuf {
 /// assert_eq!(skyplan::apply_spot_overlay(&mut catalog, &home).unwrap(), 0); // none yet
 /// ```
 pub fn apply_spot_overlay(catalog: &mut catalog::Catalog, home: &Path) -> Result<usize, Error> {
+    Ok(catalog.apply_spot_prices(&read_spot_overlay(home)?))
+}
+
+/// The rows of the spot price overlay of `home`; none when there is no overlay yet.
+pub fn read_spot_overlay(home: &Path) -> Result<Vec<catalog::SpotPrice>, Error> {
     let path = spot_overlay_path(home);
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => return Err(catalog::CatalogError::Io { path, source }.into()),
     };
-    let rows = catalog::parse_spot_overlay(&path.display().to_string(), &bytes)?;
-    Ok(catalog.apply_spot_prices(&rows))
+    Ok(catalog::parse_spot_overlay(&path.display().to_string(), &bytes)?)
 }
 
 /// The skyplan home directory: `explicit` if given, else `~/.skyplan`.

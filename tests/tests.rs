@@ -18,5 +18,5 @@ mod launch_local;
 
 /// `skyplan launch`, `status`, `down`, `check` and `catalog refresh` on AWS: the real SDK
 /// against a local moto, configured only through the standard AWS environment variables.
-#[cfg(feature = "aws")]
+#[cfg(feature = "aws-testing")]
 mod launch_aws;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use skyplan::catalog::{SpotPrice, parse_spot_overlay, write_spot_overlay};
+use skyplan::catalog::{SpotPrice, write_spot_overlay};
 use skyplan::providers::AwsProvider;
 
 use super::Cli;
@@ -80,6 +80,8 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
     let runtime = skyplan::launch::runtime()?;
     let mut fresh: Vec<SpotPrice> = Vec::new();
     let mut reports = Vec::new();
+    // Regions are disjoint, so one copy counts each region's updated offers.
+    let mut probe = base.clone();
     for region in &regions {
         let types: BTreeSet<&str> = base
             .offers()
@@ -98,7 +100,6 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
             .into_iter()
             .filter(|r| types.contains(r.instance_type.as_str()))
             .collect();
-        let mut probe = base.clone();
         let offers_updated = probe.apply_spot_prices(&rows);
         reports.push(RegionReport {
             region: region.clone(),
@@ -108,11 +109,7 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
         fresh.extend(rows);
     }
     let path = skyplan::spot_overlay_path(&home);
-    let mut kept: Vec<SpotPrice> = match std::fs::read(&path) {
-        Ok(bytes) => parse_spot_overlay(&path.display().to_string(), &bytes)?,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
-    };
+    let mut kept = skyplan::read_spot_overlay(&home)?;
     kept.retain(|r| !(r.cloud == "aws" && regions.contains(&r.region)));
     kept.extend(fresh);
     if let Some(dir) = path.parent() {

@@ -134,6 +134,7 @@ pub struct AwsProvider {
     clients: Mutex<HashMap<String, Client>>,
     regions: OnceCell<Vec<String>>,
     zones: Mutex<HashMap<String, Vec<(String, String)>>>,
+    /// Default image by (region, instance type, GPU shape).
     images: Mutex<HashMap<(String, String, bool), String>>,
     cluster_regions: Mutex<HashMap<String, String>>,
 }
@@ -371,6 +372,10 @@ impl AwsProvider {
         instance_type: &str,
         gpu: bool,
     ) -> Result<String, ProviderError> {
+        let key = (region.to_string(), instance_type.to_string(), gpu);
+        if let Some(image) = lock(&self.images).get(&key) {
+            return Ok(image.clone());
+        }
         let client = self.client(region).await;
         let types = client
             .describe_instance_types()
@@ -384,10 +389,6 @@ impl AwsProvider {
             .and_then(|t| t.processor_info())
             .and_then(|p| p.supported_architectures().first())
             .map_or("x86_64".to_string(), |a| a.as_str().to_string());
-        let key = (region.to_string(), arch.clone(), gpu);
-        if let Some(image) = lock(&self.images).get(&key) {
-            return Ok(image.clone());
-        }
         let ubuntu_arch = if arch == "arm64" { "arm64" } else { "amd64" };
         let mut searches = Vec::new();
         if gpu {
@@ -432,13 +433,7 @@ impl AwsProvider {
 
     /// Live instances carrying the cluster's tag in `region`.
     async fn cluster_instances(&self, region: &str, cluster: &str) -> Result<Vec<Instance>, ProviderError> {
-        let filters = vec![
-            Filter::builder()
-                .name(format!("tag:{CLUSTER_TAG}"))
-                .values(cluster)
-                .build(),
-            live_state_filter(),
-        ];
+        let filters = vec![cluster_filter(cluster), live_state_filter()];
         let mut instances = self.describe_instances(region, filters).await?;
         instances.sort_by_key(|i| i.ami_launch_index().unwrap_or(0));
         Ok(instances)
@@ -525,15 +520,6 @@ impl AwsProvider {
         } else {
             Some(self.security_group(region, request).await?)
         };
-        let tags = |kind: ResourceType| {
-            TagSpecification::builder()
-                .resource_type(kind)
-                .tags(tag(CLUSTER_TAG, &request.cluster))
-                .tags(tag(REQUEST_TAG, &request.request_id))
-                .tags(tag(TASK_TAG, &request.task.name))
-                .tags(tag("Name", &request.cluster))
-                .build()
-        };
         let mut run = self
             .client(region)
             .await
@@ -544,8 +530,8 @@ impl AwsProvider {
             .max_count(num_nodes as i32)
             .user_data(STANDARD.encode(script))
             .client_token(client_token(&request.request_id))
-            .tag_specifications(tags(ResourceType::Instance))
-            .tag_specifications(tags(ResourceType::Volume))
+            .tag_specifications(request_tags(ResourceType::Instance, request))
+            .tag_specifications(request_tags(ResourceType::Volume, request))
             .metadata_options(
                 InstanceMetadataOptionsRequest::builder()
                     .http_tokens(HttpTokensState::Required)
@@ -647,13 +633,7 @@ impl AwsProvider {
             .create_security_group()
             .group_name(&name)
             .description(format!("skyplan cluster {}: ports of its task", request.cluster))
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::SecurityGroup)
-                    .tags(tag(CLUSTER_TAG, &request.cluster))
-                    .tags(tag(REQUEST_TAG, &request.request_id))
-                    .build(),
-            )
+            .tag_specifications(request_tags(ResourceType::SecurityGroup, request))
             .send()
             .await
             .map_err(|e| map_sdk_error(region, "CreateSecurityGroup", e))?;
@@ -699,13 +679,7 @@ impl AwsProvider {
         region: &str,
         cluster: Option<&str>,
     ) -> Result<Vec<(String, BTreeMap<String, String>)>, ProviderError> {
-        let filter = match cluster {
-            Some(cluster) => Filter::builder()
-                .name(format!("tag:{CLUSTER_TAG}"))
-                .values(cluster)
-                .build(),
-            None => Filter::builder().name("tag-key").values(CLUSTER_TAG).build(),
-        };
+        let filter = cluster.map_or_else(any_cluster_filter, cluster_filter);
         let answer = self
             .client(region)
             .await
@@ -763,13 +737,7 @@ impl AwsProvider {
     /// The summary of every cluster tagged in `region`.
     async fn list_in(&self, region: &str) -> Result<Vec<ClusterSummary>, ProviderError> {
         let instances = self
-            .describe_instances(
-                region,
-                vec![
-                    Filter::builder().name("tag-key").values(CLUSTER_TAG).build(),
-                    live_state_filter(),
-                ],
-            )
+            .describe_instances(region, vec![any_cluster_filter(), live_state_filter()])
             .await?;
         let mut tagged: Vec<BTreeMap<String, String>> = instances.iter().map(|i| tag_map(i.tags())).collect();
         tagged.extend(
@@ -916,6 +884,30 @@ fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter()
         .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
         .collect()
+}
+
+/// Resources tagged with `cluster`'s name.
+fn cluster_filter(cluster: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{CLUSTER_TAG}"))
+        .values(cluster)
+        .build()
+}
+
+/// Resources tagged with any cluster's name.
+fn any_cluster_filter() -> Filter {
+    Filter::builder().name("tag-key").values(CLUSTER_TAG).build()
+}
+
+/// The tags every resource of a request carries, for resources of `kind`.
+fn request_tags(kind: ResourceType, request: &ProvisionRequest) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(kind)
+        .tags(tag(CLUSTER_TAG, &request.cluster))
+        .tags(tag(REQUEST_TAG, &request.request_id))
+        .tags(tag(TASK_TAG, &request.task.name))
+        .tags(tag("Name", &request.cluster))
+        .build()
 }
 
 fn live_state_filter() -> Filter {
@@ -1206,16 +1198,15 @@ impl Provider for AwsProvider {
     }
 
     async fn teardown(&self, cluster: &str) -> Result<TeardownOutcome, ProviderError> {
+        // Every region, since a crashed launch may have left more; and the region this
+        // provider launched it in, should the searched regions leave it out.
         let known = lock(&self.cluster_regions).get(cluster).cloned();
-        let regions = match known {
-            // Known region first; the others too, since a crashed launch may have left more.
-            Some(known) => {
-                let mut all = vec![known.clone()];
-                all.extend(self.regions().await?.into_iter().filter(|r| *r != known));
-                all
-            }
-            None => self.regions().await?,
-        };
+        let mut regions = self.regions().await?;
+        if let Some(known) = known
+            && !regions.contains(&known)
+        {
+            regions.push(known);
+        }
         let answers = futures::future::join_all(regions.iter().map(|r| self.delete_in(r, cluster))).await;
         let mut found = false;
         for answer in answers {
@@ -1227,6 +1218,17 @@ impl Provider for AwsProvider {
             TeardownOutcome::AlreadyGone
         })
     }
+}
+
+/// Where one node's log stream is.
+struct NodeLog {
+    reader: Arc<LogReader>,
+    instance_id: String,
+    /// Job lines already emitted.
+    seen: usize,
+    /// Lines to keep at the first read (`--tail`), until it is applied.
+    tail: Option<usize>,
+    done: bool,
 }
 
 /// Reads console output for a log stream.
@@ -1242,33 +1244,41 @@ impl LogReader {
     /// One node's job lines: what is there now, then (with `follow`) new lines as they come,
     /// until the job's exit line or the instance ends.
     fn node_lines(self: Arc<Self>, instance_id: String, rank: u32) -> LogStream {
-        let start = (self, instance_id, 0usize, false);
-        futures::stream::unfold(start, move |(reader, id, mut seen, done)| async move {
-            if done {
+        let start = NodeLog {
+            reader: self.clone(),
+            instance_id,
+            seen: 0,
+            tail: self.tail,
+            done: false,
+        };
+        futures::stream::unfold(start, move |mut node| async move {
+            if node.done {
                 return None;
             }
             let mut first = true;
             loop {
                 if !first {
-                    tokio::time::sleep(reader.poll_interval).await;
-                }
-                let text = match console_output(&reader.client, &reader.region, &id).await {
-                    Ok(text) => text,
-                    Err(err) if err.is_not_found() => return None,
-                    Err(err) => return Some((vec![Err(err)], (reader, id, seen, true))),
-                };
-                let job = parse_console(&text, 1);
-                if first
-                    && seen == 0
-                    && let Some(tail) = reader.tail
-                {
-                    seen = job.lines.len().saturating_sub(tail);
+                    tokio::time::sleep(node.reader.poll_interval).await;
                 }
                 first = false;
+                let text =
+                    match console_output(&node.reader.client, &node.reader.region, &node.instance_id).await {
+                        Ok(text) => text,
+                        Err(err) if err.is_not_found() => return None,
+                        Err(err) => {
+                            node.done = true;
+                            return Some((vec![Err(err)], node));
+                        }
+                    };
+                let job = parse_console(&text, 1);
+                // `tail` applies to what is there at the first read only.
+                if let Some(tail) = node.tail.take() {
+                    node.seen = job.lines.len().saturating_sub(tail);
+                }
                 let new: Vec<Result<LogLine, ProviderError>> = job
                     .lines
                     .iter()
-                    .skip(seen)
+                    .skip(node.seen)
                     .map(|text| {
                         Ok(LogLine {
                             node: rank,
@@ -1276,10 +1286,12 @@ impl LogReader {
                         })
                     })
                     .collect();
-                seen = seen.max(job.lines.len());
-                let ended = job.exit_code.is_some() || !reader.follow || !reader.instance_alive(&id).await;
-                if !new.is_empty() || ended {
-                    return Some((new, (reader, id, seen, ended)));
+                node.seen = node.seen.max(job.lines.len());
+                node.done = job.exit_code.is_some()
+                    || !node.reader.follow
+                    || !node.reader.instance_alive(&node.instance_id).await;
+                if !new.is_empty() || node.done {
+                    return Some((new, node));
                 }
             }
         })
