@@ -13,48 +13,22 @@ use skyplan_catalog::Catalog;
 use skyplan_optimizer::Policy;
 use skyplan_optimizer::spec::{Pipeline, redact_text};
 use skyplan_providers::{
-    ClusterStatus, LaunchEvent, LaunchOutcome, LaunchRequest, Launcher, LogOptions, Progress, Provider,
-    ProviderError, Providers, StateStore, TaskRun,
+    Backends, ClusterStatus, LaunchError, LaunchEvent, LaunchOutcome, LaunchPlan, Launcher, LogOptions,
+    PipelineRequest, PipelineRun, Progress, Provider, ProviderError, Providers, StateStore, TaskProgress,
 };
 
-/// The providers this build can use, for clusters kept under `home`: `local` always;
-/// `kubernetes` (feature `kubernetes`) when `home/config.yaml` has a `kubernetes:` section or a
-/// kubeconfig exists (`KUBECONFIG`, `~/.kube/config`) — when that configuration is unusable, a
-/// stand-in that says why (in `skyplan check` and launches); `aws` (feature `aws`) when the
-/// standard AWS chain has credentials to work with (no network is asked to find out).
-pub fn providers(home: &Path) -> Providers {
-    let mut providers = Providers::new();
-    let local: Arc<dyn Provider> = Arc::new(skyplan_providers::LocalProvider::new(home));
-    providers.insert(local.id().to_string(), local);
-    #[cfg(feature = "kubernetes")]
-    insert_configured(
-        &mut providers,
-        skyplan_providers::KUBERNETES,
-        skyplan_providers::KubernetesProvider::from_home(home),
-    );
-    #[cfg(feature = "aws")]
-    insert_configured(
-        &mut providers,
-        skyplan_providers::AWS,
-        skyplan_providers::AwsProvider::from_env(),
-    );
-    providers
+/// The backends this build has, configured for `home` (see [`Backends::configure`]): `local`
+/// always; `kubernetes` (feature `kubernetes`) when `home/config.yaml` has a `kubernetes:`
+/// section or a kubeconfig exists; `aws` (feature `aws`) when the standard AWS chain has
+/// credentials. No network is asked to find out.
+pub fn backends(home: &Path) -> Backends {
+    Backends::configure(home)
 }
 
-/// Adds a backend that may be configured: nothing when it is not, the provider when it is, and
-/// a stand-in that says why when its configuration is unusable.
-#[cfg(any(feature = "kubernetes", feature = "aws"))]
-fn insert_configured<P: Provider + 'static>(
-    providers: &mut Providers,
-    id: &str,
-    configured: Result<Option<P>, ProviderError>,
-) {
-    let provider: Arc<dyn Provider> = match configured {
-        Ok(None) => return,
-        Ok(Some(provider)) => Arc::new(provider),
-        Err(reason) => Arc::new(skyplan_providers::UnavailableProvider::new(id, reason)),
-    };
-    providers.insert(id.to_string(), provider);
+/// Every registered provider for `home` (enabled, or a stand-in that says why not), for
+/// `status`, `logs` and `down` of recorded clusters.
+pub fn providers(home: &Path) -> Providers {
+    backends(home).providers
 }
 
 /// Opens the state store in `home`.
@@ -70,12 +44,18 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// `catalog` plus the live offers of the providers for `home` (this machine's shape for
-/// `local`), so that a `--dryrun` plan matches what `launch` will do.
+/// `catalog` plus the live offers of the enabled providers for `home` (this machine's shape for
+/// `local`, free capacity of configured clusters): what `show-gpus` and the placement study
+/// `optimize` look at. Launches plan through [`Launcher::plan`] instead.
 pub fn catalog_with_live_offers(home: &Path, mut catalog: Catalog) -> std::io::Result<Catalog> {
-    let providers = providers(home);
+    let backends = backends(home);
+    let providers: Vec<_> = backends
+        .providers
+        .values()
+        .filter(|p| backends.is_enabled(p.id()))
+        .collect();
     runtime()?.block_on(async {
-        for provider in providers.values() {
+        for provider in providers {
             match provider.offers().await {
                 Ok(live) => catalog.extend(live.offers),
                 Err(err) => tracing::warn!(
@@ -104,7 +84,7 @@ pub fn default_cluster_name(task_name: &str) -> String {
     format!("{}-{:04x}", base.trim_end_matches('-'), fastrand::u16(..))
 }
 
-/// How [`launch_pipeline`] names clusters and whether it waits.
+/// How [`launch_planned`] names clusters and whether it waits.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LaunchOptions<'a> {
     /// Cluster name; generated from the first task's name when `None`.
@@ -113,35 +93,31 @@ pub struct LaunchOptions<'a> {
     pub detach: bool,
 }
 
-/// What [`launch_pipeline`] did.
-#[derive(Debug, serde::Serialize)]
-pub struct LaunchReport {
-    /// One launch per task, in the order run.
-    pub launches: Vec<LaunchOutcome>,
-    /// The exit code of the last job followed (`None` when detached).
-    pub exit_code: Option<i32>,
+/// A launch planned and ready to run: the launcher (enabled backends of a home), the request
+/// (clusters named) and the plan that `--dryrun` shows.
+pub struct PlannedLaunch {
+    /// The launcher for the home.
+    pub launcher: Launcher,
+    /// Tasks and clusters.
+    pub request: PipelineRequest,
+    /// The joint plan on the enabled backends, live capacity included.
+    pub plan: LaunchPlan,
 }
 
-/// Launches every task of `pipeline` in dependency order, each on its own cluster
-/// (`options.cluster`, or a generated name; `NAME-1`, `NAME-2`, ... for several tasks), failing
-/// over as needed. Unless `options.detach`, streams each job's logs to `out` (secrets scrubbed, `(rank=N)` prefixes for
-/// multi-node jobs) and waits for it; a task that fails stops the pipeline. With `detach`, the
-/// last task is left running (earlier ones are still awaited: their successors depend on them).
-pub fn launch_pipeline(
+/// The one plan path: the pipeline planned for launching from `home` (enabled backends only,
+/// their live offers and capacity, one solve of the whole pipeline). `launch --dryrun` prints
+/// this plan; `launch` then runs it with [`launch_planned`].
+pub fn plan_launch(
     home: &Path,
     catalog: Catalog,
     policy: Policy,
     pipeline: &Pipeline,
     options: &LaunchOptions<'_>,
     progress: &dyn Progress,
-    out: &mut (dyn Write + Send),
-) -> anyhow::Result<LaunchReport> {
-    let order = pipeline
-        .topological_order()
-        .ok_or_else(|| anyhow::anyhow!("the pipeline's dependencies form a cycle"))?;
-    let graph = skyplan_optimizer::TaskGraph::from_pipeline(pipeline);
-    let nodes: Vec<_> = graph.task_ids().map(|id| graph.task(id).clone()).collect();
-    let secrets = pipeline.secret_values();
+) -> anyhow::Result<PlannedLaunch> {
+    if pipeline.topological_order().is_none() {
+        anyhow::bail!("the pipeline's dependencies form a cycle");
+    }
     let base = match options.cluster {
         Some(name) => name.to_string(),
         None => default_cluster_name(
@@ -152,35 +128,137 @@ pub fn launch_pipeline(
                 .unwrap_or("task"),
         ),
     };
-    let store = open_store(home)?;
-    let launcher = Launcher::new(catalog, policy, store).with_providers(providers(home));
-    let runtime = runtime()?;
-    let mut report = LaunchReport {
-        launches: Vec::new(),
-        exit_code: None,
-    };
-    for (position, &index) in order.iter().enumerate() {
-        let (Some(spec), Some(node)) = (pipeline.tasks.get(index), nodes.get(index)) else {
-            continue;
-        };
-        let name = if order.len() == 1 {
-            base.clone()
+    let request = PipelineRequest::from_pipeline(pipeline, &base)?;
+    let launcher = Launcher::new(catalog, policy, open_store(home)?).with_backends(backends(home));
+    let plan = runtime()?.block_on(launcher.plan(&request, progress))?;
+    Ok(PlannedLaunch {
+        launcher,
+        request,
+        plan,
+    })
+}
+
+/// What [`launch_planned`] did.
+#[derive(Debug, serde::Serialize)]
+pub struct LaunchReport {
+    /// One launch per task started, in the order run.
+    pub launches: Vec<LaunchOutcome>,
+    /// Every task's final state (`succeeded`, `failed`, `skipped`, or `launched` when detached).
+    pub tasks: Vec<TaskReport>,
+    /// The plan's total $ before launching.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub planned_cost: rust_decimal::Decimal,
+    /// The total $ of the plan that ran (after failover re-solves).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub ran_cost: rust_decimal::Decimal,
+    /// The exit code of the last job followed (`None` when detached).
+    pub exit_code: Option<i32>,
+    /// The first task that failed, if any.
+    pub failed_task: Option<String>,
+}
+
+/// One task of a [`LaunchReport`].
+#[derive(Debug, serde::Serialize)]
+pub struct TaskReport {
+    /// Task name.
+    pub name: String,
+    /// Its cluster.
+    pub cluster: String,
+    /// Where it ran and how it ended.
+    #[serde(flatten)]
+    pub progress: TaskProgress,
+}
+
+impl LaunchReport {
+    /// "Ran: ..." lines: where each task ran and the total, next to the first plan's when they
+    /// differ.
+    pub fn summary(&self) -> String {
+        let mut lines = Vec::new();
+        for task in &self.tasks {
+            let place = match &task.progress {
+                TaskProgress::Launched { placement } | TaskProgress::Succeeded { placement } => {
+                    skyplan_providers::describe_placement(placement)
+                }
+                TaskProgress::Failed {
+                    placement: Some(placement),
+                    ..
+                } => skyplan_providers::describe_placement(placement),
+                _ => "-".to_string(),
+            };
+            let state = match &task.progress {
+                TaskProgress::Pending => "pending".to_string(),
+                TaskProgress::Launched { .. } => "running".to_string(),
+                TaskProgress::Succeeded { .. } => "succeeded".to_string(),
+                TaskProgress::Failed { .. } => "failed".to_string(),
+                TaskProgress::Skipped { because } => format!("not started ({because} failed)"),
+            };
+            lines.push(format!("  {} on {place}: {state}", task.name));
+        }
+        let total = if self.ran_cost == self.planned_cost {
+            format!("Ran as planned: {} $ total.", self.ran_cost.normalize())
         } else {
-            format!("{base}-{}", index + 1)
+            format!(
+                "Ran: {} $ total (first plan: {} $).",
+                self.ran_cost.normalize(),
+                self.planned_cost.normalize()
+            )
         };
-        let request = LaunchRequest {
-            cluster: name.clone(),
-            task: node.clone(),
-            run: TaskRun::from_spec(spec)?,
+        format!("{total}\n{}", lines.join("\n"))
+    }
+}
+
+/// Launches `planned` as planned: each task on the place the joint plan chose (failing over
+/// with launched tasks pinned), in dependency order; a task starts only when all its parents
+/// succeeded, and a failed task stops its descendants. Unless `options.detach`, streams each
+/// job's logs to `out` (secrets scrubbed, `(rank=N)` prefixes for multi-node jobs) and waits
+/// for it. With `detach`, the last task is left running (earlier ones are still awaited: their
+/// successors depend on them). Fails with the first launch error that stopped the pipeline;
+/// a job's non-zero exit is in the report.
+pub fn launch_planned(
+    planned: PlannedLaunch,
+    pipeline: &Pipeline,
+    options: &LaunchOptions<'_>,
+    progress: &dyn Progress,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<LaunchReport> {
+    let PlannedLaunch {
+        launcher,
+        request,
+        plan,
+    } = planned;
+    let order = request
+        .topological_order()
+        .ok_or_else(|| anyhow::anyhow!("the pipeline's dependencies form a cycle"))?;
+    let secrets = pipeline.secret_values();
+    let runtime = runtime()?;
+    let planned_cost = plan.plan.total_cost;
+    let mut run = PipelineRun::new(request, plan);
+    let mut launches = Vec::new();
+    let mut exit_code = None;
+    let mut failed_task: Option<String> = None;
+    let mut launch_error: Option<LaunchError> = None;
+    for (position, &index) in order.iter().enumerate() {
+        let task = run.request.tasks[index].clone();
+        let name = task.cluster.clone();
+        if let Some(parent) = run.blocked_by(index) {
+            run.skip(index, parent);
+            continue;
+        }
+        let outcome = match runtime.block_on(launcher.launch_task(&mut run, index, progress)) {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                failed_task.get_or_insert_with(|| task.node.name.clone());
+                launch_error.get_or_insert(error);
+                continue;
+            }
         };
-        let outcome = runtime.block_on(launcher.launch(&request, progress))?;
         let provider = launcher
             .providers()
             .get(&outcome.provider)
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("provider {} vanished", outcome.provider))?;
         let job = outcome.handle.job_id;
-        report.launches.push(outcome);
+        launches.push(outcome);
         let last = position + 1 == order.len();
         if options.detach && last {
             writeln!(
@@ -195,10 +273,39 @@ pub fn launch_pipeline(
         )?;
         let code = runtime.block_on(follow_job(provider.as_ref(), &name, job, &secrets, out))?;
         let _ = runtime.block_on(refresh_recorded_jobs(&launcher, &name));
-        report.exit_code = code;
+        exit_code = code;
+        let reason = match code {
+            Some(0) => String::new(),
+            Some(code) => format!("its job exited with code {code}"),
+            None => "its job was lost".to_string(),
+        };
+        run.finish(index, code == Some(0), reason);
         if code != Some(0) {
-            break;
+            failed_task.get_or_insert_with(|| task.node.name.clone());
         }
+    }
+    let tasks = run
+        .request
+        .tasks
+        .iter()
+        .zip(&run.tasks)
+        .map(|(task, progress)| TaskReport {
+            name: task.node.name.clone(),
+            cluster: task.cluster.clone(),
+            progress: progress.clone(),
+        })
+        .collect();
+    let report = LaunchReport {
+        launches,
+        tasks,
+        planned_cost,
+        ran_cost: run.current.total_cost,
+        exit_code,
+        failed_task,
+    };
+    if let Some(error) = launch_error {
+        let task = report.failed_task.clone().unwrap_or_default();
+        return Err(anyhow::Error::new(error).context(format!("task {task:?} failed to launch\n{}", report.summary())));
     }
     Ok(report)
 }
@@ -304,32 +411,12 @@ pub struct ProviderCheck {
 
 /// Which clouds this build can launch on, and why not.
 pub fn check_providers(home: &Path) -> std::io::Result<Vec<ProviderCheck>> {
-    let providers = providers(home);
+    let backends = backends(home);
     let runtime = runtime()?;
     let mut checks = Vec::new();
-    for cloud in skyplan_optimizer::spec::KNOWN_CLOUDS {
-        let check = match providers.get(*cloud) {
-            None => ProviderCheck {
-                cloud: cloud.to_string(),
-                usable: false,
-                detail: if *cloud == "kubernetes" && cfg!(feature = "kubernetes") {
-                    "not configured: no kubeconfig (KUBECONFIG, ~/.kube/config) and no `kubernetes:` section in \
-                     SKYPLAN_HOME/config.yaml"
-                        .to_string()
-                } else if *cloud == "aws" && cfg!(feature = "aws") {
-                    "not configured: no AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/credentials or \
-                     ~/.aws/config)"
-                        .to_string()
-                } else if *cloud == "aws" {
-                    "this build has no aws backend: build with `--features aws`; its offers are planned but \
-                     cannot be launched"
-                        .to_string()
-                } else {
-                    "no backend for it in this build yet; its offers are planned but cannot be launched"
-                        .to_string()
-                },
-            },
-            Some(provider) => match runtime.block_on(provider.check()) {
+    for cloud in skyplan_providers::KNOWN_CLOUDS {
+        let check = match (backends.why_disabled(cloud), backends.providers.get(*cloud)) {
+            (None, Some(provider)) => match runtime.block_on(provider.check()) {
                 Ok(detail) => ProviderCheck {
                     cloud: cloud.to_string(),
                     usable: true,
@@ -341,94 +428,15 @@ pub fn check_providers(home: &Path) -> std::io::Result<Vec<ProviderCheck>> {
                     detail: err.to_string(),
                 },
             },
+            (reason, _) => ProviderCheck {
+                cloud: cloud.to_string(),
+                usable: false,
+                detail: reason.unwrap_or_else(|| "not enabled".to_string()),
+            },
         };
         checks.push(check);
     }
     Ok(checks)
-}
-
-/// The `skyplan status` table.
-pub fn status_table(report: &skyplan_providers::StatusReport) -> String {
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::NOTHING).set_header([
-        "NAME",
-        "INFRA",
-        "RESOURCES",
-        "STATUS",
-        "JOBS",
-        "LAUNCHED",
-    ]);
-    for view in &report.clusters {
-        let record = &view.record;
-        let placement = record.placement.as_ref();
-        let text = |key: &str| {
-            placement
-                .and_then(|p| p.get(key))
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
-        let infra = [text("cloud"), text("region"), text("zone")]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join("/");
-        let nodes = placement
-            .and_then(|p| p.get("num_nodes"))
-            .and_then(|v| v.as_u64())
-            .unwrap_or(1);
-        let resources = match text("instance_type") {
-            Some(shape) if nodes > 1 => format!("{nodes}x {shape}"),
-            Some(shape) => shape,
-            None => "-".to_string(),
-        };
-        let status = match (&view.live, &view.live_error) {
-            (Some(live), _) => live.state.to_string(),
-            (None, Some(error)) => format!("{} ({error})", record.status),
-            (None, None) => record.status.to_string(),
-        };
-        let jobs = view
-            .jobs
-            .last()
-            .map(|j| match j.exit_code {
-                Some(code) => format!("{} {} (exit {code})", j.id, j.status),
-                None => format!("{} {}", j.id, j.status),
-            })
-            .unwrap_or_else(|| "-".to_string());
-        table.add_row(vec![
-            record.name.clone(),
-            if infra.is_empty() { "-".to_string() } else { infra },
-            resources,
-            status,
-            jobs,
-            ago(record.created_at),
-        ]);
-    }
-    let mut out = table.to_string();
-    if !report.unrecorded.is_empty() {
-        let names: Vec<String> = report
-            .unrecorded
-            .iter()
-            .map(|c| format!("{} ({})", c.name, c.provider))
-            .collect();
-        out.push_str(&format!(
-            "\n\nNot in the state store (an interrupted launch?); `skyplan down NAME` removes them: {}",
-            names.join(", ")
-        ));
-    }
-    out
-}
-
-fn ago(unix: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let seconds = (now - unix).max(0);
-    match seconds {
-        0..60 => format!("{seconds}s ago"),
-        60..3600 => format!("{}m ago", seconds / 60),
-        3600..86400 => format!("{}h ago", seconds / 3600),
-        _ => format!("{}d ago", seconds / 86400),
-    }
 }
 
 #[cfg(test)]

@@ -155,6 +155,16 @@ pub fn considered_table(task: &skyplan_optimizer::PlannedTask) -> String {
     out.to_string()
 }
 
+/// A launch plan as text: the plan (see [`plan_text`]), then one line per cheaper offer on a
+/// cloud that is not enabled.
+pub fn launch_plan_text(plan: &skyplan_providers::LaunchPlan) -> String {
+    let mut text = plan_text(&plan.plan);
+    for note in &plan.notes {
+        text.push_str(&format!("\nNote: {note}"));
+    }
+    text
+}
+
 /// The whole plan as text: per task its considered table, then the totals and the solver.
 pub fn plan_text(plan: &skyplan_optimizer::Plan) -> String {
     let mut text = String::new();
@@ -190,3 +200,86 @@ pub fn plan_text(plan: &skyplan_optimizer::Plan) -> String {
     }
     text
 }
+
+/// The `skyplan status` table.
+pub fn status_table(report: &skyplan_providers::StatusReport) -> String {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING).set_header([
+        "NAME",
+        "INFRA",
+        "RESOURCES",
+        "STATUS",
+        "JOBS",
+        "LAUNCHED",
+    ]);
+    for view in &report.clusters {
+        let record = &view.record;
+        let placement = record.placement.as_ref();
+        let infra = placement
+            .map(|p| {
+                [Some(p.cloud.as_str()), Some(p.region.as_str()), p.zone.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .unwrap_or_default();
+        let resources = match placement {
+            Some(p) if p.num_nodes > 1 => format!("{}x {}", p.num_nodes, p.instance_type),
+            Some(p) => p.instance_type.clone(),
+            None => "-".to_string(),
+        };
+        let status = match (&view.live, &view.live_error) {
+            (Some(live), _) => live.state.to_string(),
+            (None, Some(error)) => format!("{} ({error})", record.status),
+            (None, None) => record.status.to_string(),
+        };
+        let jobs = view
+            .jobs
+            .last()
+            .map(|j| match j.exit_code {
+                Some(code) => format!("{} {} (exit {code})", j.id, j.status),
+                None => format!("{} {}", j.id, j.status),
+            })
+            .unwrap_or_else(|| "-".to_string());
+        let name = match (&record.pipeline, &record.task_name) {
+            (Some(pipeline), Some(task)) => format!("{} ({pipeline}/{task})", record.name),
+            _ => record.name.clone(),
+        };
+        table.add_row(vec![
+            name,
+            if infra.is_empty() { "-".to_string() } else { infra },
+            resources,
+            status,
+            jobs,
+            ago(record.created_at),
+        ]);
+    }
+    let mut out = table.to_string();
+    if !report.unrecorded.is_empty() {
+        let names: Vec<String> = report
+            .unrecorded
+            .iter()
+            .map(|c| format!("{} ({})", c.name, c.provider))
+            .collect();
+        out.push_str(&format!(
+            "\n\nNot in the state store (an interrupted launch?); `skyplan down NAME` removes them: {}",
+            names.join(", ")
+        ));
+    }
+    out
+}
+
+fn ago(unix: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let seconds = (now - unix).max(0);
+    match seconds {
+        0..60 => format!("{seconds}s ago"),
+        60..3600 => format!("{}m ago", seconds / 60),
+        3600..86400 => format!("{}h ago", seconds / 3600),
+        _ => format!("{}d ago", seconds / 86400),
+    }
+}
+

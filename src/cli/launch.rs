@@ -70,52 +70,63 @@ pub enum ObjectiveArg {
     Time,
 }
 
-/// Runs `launch` (or `optimize`, which is `launch --dryrun`).
-pub fn run(cli: &Cli, args: &Args, dryrun: bool) -> anyhow::Result<ExitCode> {
+/// Runs `launch` (with `--dryrun`: the same plan, stopped before provisioning) or `optimize`
+/// (the placement study over the whole catalog, enabled clouds or not).
+pub fn run(cli: &Cli, args: &Args, optimize: bool) -> anyhow::Result<ExitCode> {
     let mut pipeline = parse_task_file(&args.task)?;
     name_unnamed_tasks(&mut pipeline, &args.task);
     let overrides = overrides(args)?;
     pipeline.apply_overrides(&overrides)?;
     let catalog = super::load_catalog(cli)?;
     let policy = policy(args)?;
-    // Plan with this machine's live offers too, so the plan shows what `launch` will do.
     let home = skyplan::home_dir(cli.home.as_deref())?;
-    let live = skyplan::launch::catalog_with_live_offers(&home, catalog.clone())?;
-    let plan = skyplan::plan::plan_pipeline(&live, &pipeline, &policy)?;
-    if dryrun || args.dryrun {
+    if optimize {
+        let live = skyplan::launch::catalog_with_live_offers(&home, catalog)?;
+        let plan = skyplan::plan::plan_pipeline(&live, &pipeline, &policy)?;
         if cli.json {
             super::print_json(&plan)?;
         } else {
+            super::print_text(
+                "Placement study over the whole catalog (every cloud, enabled or not) plus live offers; \
+                 `skyplan launch --dryrun` plans on enabled clouds only.",
+            )?;
             super::print_text(&skyplan::render::plan_text(&plan))?;
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if !cli.json {
-        super::print_text(&skyplan::render::plan_text(&plan))?;
-    }
     let progress = skyplan::launch::progress_for_stderr();
+    let options = skyplan::launch::LaunchOptions {
+        cluster: args.cluster.as_deref(),
+        detach: args.detach,
+    };
+    let planned = skyplan::launch::plan_launch(&home, catalog, policy, &pipeline, &options, progress.as_ref())?;
+    if args.dryrun {
+        if cli.json {
+            super::print_json(&planned.plan)?;
+        } else {
+            super::print_text(&skyplan::render::launch_plan_text(&planned.plan))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !cli.json {
+        super::print_text(&skyplan::render::launch_plan_text(&planned.plan))?;
+    }
     // With --json, stdout carries only the JSON report; the job's output goes to stderr.
     let mut out: Box<dyn std::io::Write + Send> = if cli.json {
         Box::new(std::io::stderr())
     } else {
         Box::new(std::io::stdout())
     };
-    // The launcher adds live offers itself: hand it the static catalog.
-    let options = skyplan::launch::LaunchOptions {
-        cluster: args.cluster.as_deref(),
-        detach: args.detach,
-    };
-    let report = skyplan::launch::launch_pipeline(
-        &home,
-        catalog,
-        policy,
-        &pipeline,
-        &options,
-        progress.as_ref(),
-        &mut *out,
-    )?;
+    let report = skyplan::launch::launch_planned(planned, &pipeline, &options, progress.as_ref(), &mut *out)?;
     if cli.json {
         super::print_json(&report)?;
+    } else if report.tasks.len() > 1 || report.ran_cost != report.planned_cost {
+        super::print_text(&report.summary())?;
+    }
+    if let Some(task) = &report.failed_task
+        && report.tasks.len() > 1
+    {
+        eprintln!("task {task:?} failed; the tasks that depend on it were not started");
     }
     Ok(match report.exit_code {
         None if args.detach => ExitCode::SUCCESS,

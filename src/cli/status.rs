@@ -29,7 +29,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     } else if report.clusters.is_empty() && report.unrecorded.is_empty() {
         super::print_text("No clusters.")?;
     } else {
-        super::print_text(&skyplan::launch::status_table(&report))?;
+        super::print_text(&skyplan::render::status_table(&report))?;
     }
     Ok(ExitCode::SUCCESS)
 }

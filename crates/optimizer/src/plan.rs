@@ -3,13 +3,13 @@
 //! `--json` shape; the root crate renders it as the "considered resources" table.
 
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::candidates::Candidate;
 use crate::model::Objective;
 
 /// One concrete place to run a task.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Placement {
     /// Cloud.
     pub cloud: String,
@@ -35,6 +35,9 @@ pub struct Placement {
     pub hourly_price: Decimal,
     /// Nodes.
     pub num_nodes: u32,
+    /// Which of the task's requirements (resource alternatives, in order) it satisfies.
+    #[serde(default)]
+    pub alternative: usize,
 }
 
 impl Placement {
@@ -52,6 +55,7 @@ impl Placement {
             use_spot: candidate.spot,
             hourly_price: candidate.hourly,
             num_nodes: candidate.nodes,
+            alternative: candidate.requirement,
         }
     }
 

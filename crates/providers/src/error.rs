@@ -187,7 +187,7 @@ impl ProviderError {
     /// # let placement = skyplan_optimizer::Placement { cloud: "aws".into(), region: "us-east-1".into(),
     /// #     zone: Some("use1-az1".into()), instance_type: "p5.48xlarge".into(), accelerator: None,
     /// #     accelerator_count: 0.0, vcpus: None, memory_gib: None, use_spot: false,
-    /// #     hourly_price: rust_decimal::Decimal::ONE, num_nodes: 1 };
+    /// #     hourly_price: rust_decimal::Decimal::ONE, num_nodes: 1, alternative: 0 };
     /// let quota = ProviderError::QuotaExceeded { scope: Scope::Region, message: "vCPU limit".into() };
     /// let FailoverAction::Block(blocked) = quota.failover(&placement) else { panic!() };
     /// assert_eq!((blocked.cloud.as_deref(), blocked.region.as_deref(), blocked.zone.as_deref()),

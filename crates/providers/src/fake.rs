@@ -186,6 +186,10 @@ impl FakeProvider {
                 docker_images: true,
                 ports: true,
                 exec: true,
+                workdir: true,
+                file_mounts: true,
+                bucket_mounts: false,
+                disk_size: true,
             },
             state: Mutex::new(FakeState::default()),
         }
@@ -521,6 +525,7 @@ pub fn placement(cloud: &str, region: &str, zone: Option<&str>, instance_type: &
         use_spot: false,
         hourly_price: Decimal::ONE,
         num_nodes: 1,
+        alternative: 0,
     }
 }
 

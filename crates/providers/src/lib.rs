@@ -62,6 +62,7 @@ mod launcher;
 #[cfg(feature = "local")]
 mod local;
 mod provider;
+mod registry;
 mod store;
 mod task;
 
@@ -71,10 +72,12 @@ pub use error::{FailoverAction, ProviderError, Scope};
 #[cfg(feature = "kubernetes")]
 pub use kubernetes::{KUBERNETES, KubernetesConfig, KubernetesProvider};
 pub use launcher::{
-    Attempt, Backoff, ClusterView, DownOutcome, LaunchError, LaunchEvent, LaunchOutcome, LaunchRequest,
-    Launcher, LineProgress, NoProgress, Progress, Providers, StatusReport, check_cluster_name,
-    describe_action, describe_placement, refresh_cluster, status_report, teardown_cluster,
+    Attempt, Backoff, ClusterView, DisabledCloud, DownOutcome, LaunchError, LaunchEvent, LaunchOutcome,
+    LaunchPlan, LaunchRequest, LaunchTask, Launcher, LineProgress, NoProgress, PipelineRequest,
+    PipelineRun, Progress, Providers, StatusReport, TaskProgress, check_cluster_name, describe_action,
+    describe_placement, refresh_cluster, status_report, teardown_cluster,
 };
+pub use registry::{Backends, KNOWN_CLOUDS};
 #[cfg(feature = "local")]
 pub use local::{Gpu, LOCAL, LocalProvider, detect_gpus, machine_offers, parse_nvidia_smi};
 pub use provider::{
@@ -105,5 +108,6 @@ pub(crate) fn test_placement(
         use_spot: false,
         hourly_price: rust_decimal::Decimal::ONE,
         num_nodes: 1,
+        alternative: 0,
     }
 }

@@ -36,6 +36,14 @@ pub struct Capabilities {
     pub ports: bool,
     /// Running further jobs on an existing cluster ([`Provider::exec`]).
     pub exec: bool,
+    /// Copying `workdir` (a local directory) to each node before setup.
+    pub workdir: bool,
+    /// Copying local `file_mounts` sources to their paths on each node before setup.
+    pub file_mounts: bool,
+    /// Mounting cloud buckets (`s3://`, `gs://`, storage objects) as `file_mounts`.
+    pub bucket_mounts: bool,
+    /// Sizing the boot disk (`disk_size`).
+    pub disk_size: bool,
 }
 
 impl Capabilities {
@@ -60,6 +68,22 @@ impl Capabilities {
         }
         if !task.ports.is_empty() && !self.ports {
             return unsupported("opening ports".to_string());
+        }
+        if let Some(workdir) = &task.workdir
+            && !self.workdir
+        {
+            return unsupported(format!("workdir {}", workdir.display()));
+        }
+        for (path, mount) in &task.file_mounts {
+            let supported = if mount.is_local() { self.file_mounts } else { self.bucket_mounts };
+            if !supported {
+                return unsupported(format!("file_mounts {path} ({})", mount.describe()));
+            }
+        }
+        if let Some(size) = task.disk_size_gb
+            && !self.disk_size
+        {
+            return unsupported(format!("disk_size {size}"));
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use skyplan_optimizer::Placement;
 use crate::{JobState, ProviderError, TaskRun};
 
 /// The schema version this code writes.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS clusters (
@@ -52,6 +52,13 @@ CREATE TABLE IF NOT EXISTS attempts (
     at          INTEGER NOT NULL,
     PRIMARY KEY (cluster, n)
 );
+";
+
+/// Version 2: clusters know the pipeline and task they run (a pipeline's tasks each have a
+/// cluster).
+const SCHEMA_V2: &str = "
+ALTER TABLE clusters ADD COLUMN pipeline TEXT;
+ALTER TABLE clusters ADD COLUMN task_name TEXT;
 ";
 
 /// A cluster's recorded lifecycle.
@@ -97,8 +104,9 @@ pub struct ClusterRecord {
     pub name: String,
     /// Provider id of the current (or last tried) placement.
     pub provider: Option<String>,
-    /// The current (or last tried) placement, as JSON.
-    pub placement: Option<serde_json::Value>,
+    /// The current (or last tried) placement (`None` before the first attempt, or when the
+    /// stored one cannot be read).
+    pub placement: Option<Placement>,
     /// Lifecycle.
     pub status: RecordStatus,
     /// Request id of the current (or last tried) provision.
@@ -109,6 +117,10 @@ pub struct ClusterRecord {
     pub created_at: i64,
     /// Unix seconds.
     pub updated_at: i64,
+    /// The pipeline this cluster's task belongs to (several tasks), if any.
+    pub pipeline: Option<String>,
+    /// The task's name within its pipeline.
+    pub task_name: Option<String>,
 }
 
 /// A job row.
@@ -229,18 +241,23 @@ fn parse_job_state(text: &str) -> JobState {
     }
 }
 
-const CLUSTER_COLUMNS: &str = "name, provider, placement, status, request_id, task, created_at, updated_at";
+const CLUSTER_COLUMNS: &str =
+    "name, provider, placement, status, request_id, task, created_at, updated_at, pipeline, task_name";
 
 fn cluster_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClusterRecord> {
     Ok(ClusterRecord {
         name: row.get(0)?,
         provider: row.get(1)?,
-        placement: from_json(row.get(2)?),
+        placement: row
+            .get::<_, Option<String>>(2)?
+            .and_then(|text| serde_json::from_str(&text).ok()),
         status: RecordStatus::parse(&row.get::<_, String>(3)?),
         request_id: row.get(4)?,
         task: from_json(row.get(5)?),
         created_at: row.get(6)?,
         updated_at: row.get(7)?,
+        pipeline: row.get(8)?,
+        task_name: row.get(9)?,
     })
 }
 
@@ -303,6 +320,10 @@ impl StateStore {
         if version < 1 {
             tx.execute_batch(SCHEMA_V1)
                 .map_err(db_error("creating the schema"))?;
+        }
+        if version < 2 {
+            tx.execute_batch(SCHEMA_V2)
+                .map_err(db_error("migrating the schema to version 2"))?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(db_error("writing the schema version"))?;
@@ -446,6 +467,18 @@ impl StateStore {
                 ],
             )
             .map_err(db_error(format!("recording the end of attempt {n} of {name:?}")))?;
+        Ok(())
+    }
+
+    /// Records that cluster `name` runs task `task` of pipeline `pipeline`.
+    pub fn set_pipeline(&self, name: &str, pipeline: &str, task: &str) -> Result<(), ProviderError> {
+        let connection = self.lock();
+        connection
+            .execute(
+                "UPDATE clusters SET pipeline = ?2, task_name = ?3 WHERE name = ?1",
+                params![name, pipeline, task],
+            )
+            .map_err(db_error(format!("recording the pipeline of {name:?}")))?;
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use skyplan_optimizer::spec::{PortRange, SecretString, TaskSpec, redact_text};
+use skyplan_optimizer::spec::{FileMount, PortRange, SecretString, TaskSpec, redact_text};
 
 use crate::ProviderError;
 
@@ -42,6 +42,12 @@ pub struct TaskRun {
     pub image_id: Option<String>,
     /// Ports to open.
     pub ports: Vec<PortRange>,
+    /// Path on each node → what to put there (local sources are copied before setup).
+    pub file_mounts: BTreeMap<String, FileMount>,
+    /// Boot disk size in GB, when the task asks for one.
+    pub disk_size_gb: Option<u32>,
+    /// The task's `labels`: put on what the backend creates, next to the cluster label.
+    pub labels: BTreeMap<String, String>,
     /// Nodes; all run `setup` and `run` with their own rank.
     pub num_nodes: u32,
 }
@@ -58,6 +64,9 @@ struct RedactedRun<'a> {
     workdir: &'a Option<PathBuf>,
     image_id: &'a Option<String>,
     ports: &'a [PortRange],
+    file_mounts: &'a BTreeMap<String, FileMount>,
+    disk_size_gb: Option<u32>,
+    labels: &'a BTreeMap<String, String>,
     num_nodes: u32,
 }
 
@@ -72,6 +81,9 @@ impl TaskRun {
             workdir: &self.workdir,
             image_id: &self.image_id,
             ports: &self.ports,
+            file_mounts: &self.file_mounts,
+            disk_size_gb: self.disk_size_gb,
+            labels: &self.labels,
             num_nodes: self.num_nodes,
         }
     }
@@ -101,10 +113,18 @@ impl TaskRun {
         }
     }
 
-    /// The launch-time form of a parsed task: token-like envs ([`TaskSpec::is_secret`]) move to
-    /// `secrets`; `image_id` and `ports` come from the first resource alternative. Fails when an
-    /// env or secret still has no value (give it with `--env NAME=VALUE`).
+    /// The launch-time form of a parsed task for its first resource alternative; see
+    /// [`TaskRun::for_alternative`].
     pub fn from_spec(spec: &TaskSpec) -> Result<Self, ProviderError> {
+        Self::for_alternative(spec, 0)
+    }
+
+    /// The launch-time form of a parsed task placed on its resource alternative `alternative`
+    /// (the [`Placement::alternative`](skyplan_optimizer::Placement::alternative) the plan
+    /// chose): token-like envs ([`TaskSpec::is_secret`]) move to `secrets`; `image_id`, `ports`,
+    /// `disk_size` and `labels` come from that alternative. Fails when an env or secret still
+    /// has no value (give it with `--env NAME=VALUE`), or when `alternative` does not exist.
+    pub fn for_alternative(spec: &TaskSpec, alternative: usize) -> Result<Self, ProviderError> {
         spec.check_values().map_err(|err| ProviderError::InvalidRequest {
             message: err.to_string(),
         })?;
@@ -124,7 +144,19 @@ impl TaskRun {
             }
         }
         let alternatives = spec.alternatives();
-        let first = alternatives.requests.first();
+        let chosen = match alternatives.requests.get(alternative) {
+            Some(request) => Some(request),
+            None if alternative == 0 => None,
+            None => {
+                return Err(ProviderError::InvalidRequest {
+                    message: format!(
+                        "task {:?} has {} resource alternatives; alternative {alternative} does not exist",
+                        spec.name.as_deref().unwrap_or("task"),
+                        alternatives.requests.len()
+                    ),
+                });
+            }
+        };
         Ok(TaskRun {
             name: spec.name.clone().unwrap_or_else(|| "task".to_string()),
             setup: spec.setup.clone(),
@@ -132,8 +164,11 @@ impl TaskRun {
             envs,
             secrets,
             workdir: spec.workdir.as_ref().map(PathBuf::from),
-            image_id: first.and_then(|r| r.image_id.clone()),
-            ports: first.map(|r| r.ports.clone()).unwrap_or_default(),
+            image_id: chosen.and_then(|r| r.image_id.clone()),
+            ports: chosen.map(|r| r.ports.clone()).unwrap_or_default(),
+            file_mounts: spec.file_mounts.clone(),
+            disk_size_gb: chosen.and_then(|r| r.disk_size_gb),
+            labels: chosen.map(|r| r.labels.clone()).unwrap_or_default(),
             num_nodes: spec.num_nodes.max(1),
         })
     }

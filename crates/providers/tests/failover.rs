@@ -89,7 +89,7 @@ fn two_capacity_errors_end_on_the_third_best_placement() {
     let record = store.cluster("third").expect("read").expect("recorded");
     assert_eq!(record.status, RecordStatus::Up);
     assert_eq!(record.provider.as_deref(), Some("aws"));
-    assert_eq!(record.placement.expect("placement")["zone"], "usw2-az1");
+    assert_eq!(record.placement.expect("placement").zone.as_deref(), Some("usw2-az1"));
     assert!(store.check_consistency().expect("check").is_empty());
 
     let events = events.lock().expect("lock").clone();

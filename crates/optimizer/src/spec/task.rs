@@ -153,6 +153,42 @@ pub enum FileMount {
     Storage(BTreeMap<String, serde_json::Value>),
 }
 
+impl FileMount {
+    /// Whether this is a path on the launching machine (not a bucket URI or storage object):
+    /// backends that can copy files honour it; bucket mounts need a backend that mounts them.
+    ///
+    /// ```
+    /// use skyplan_optimizer::spec::FileMount;
+    /// assert!(FileMount::Source("./data".into()).is_local());
+    /// assert!(!FileMount::Source("s3://bucket/data".into()).is_local());
+    /// ```
+    pub fn is_local(&self) -> bool {
+        match self {
+            FileMount::Source(source) => !source.contains("://"),
+            FileMount::Storage(_) => false,
+        }
+    }
+
+    /// The local source path, for local mounts.
+    pub fn local_source(&self) -> Option<&str> {
+        match self {
+            FileMount::Source(source) if self.is_local() => Some(source),
+            _ => None,
+        }
+    }
+
+    /// A short description for messages: the source, or `storage object`.
+    pub fn describe(&self) -> String {
+        match self {
+            FileMount::Source(source) => source.clone(),
+            FileMount::Storage(fields) => match fields.get("source").and_then(|v| v.as_str()) {
+                Some(source) => format!("storage object from {source}"),
+                None => "storage object".to_string(),
+            },
+        }
+    }
+}
+
 /// Where things were written, for errors found after parsing (missing env values, unknown
 /// dependencies). Empty for tasks built in code.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -1066,6 +1066,10 @@ impl Provider for AwsProvider {
             docker_images: true,
             ports: true,
             exec: false,
+            workdir: false,
+            file_mounts: false,
+            bucket_mounts: false,
+            disk_size: false,
         }
     }
 
@@ -1103,11 +1107,6 @@ impl Provider for AwsProvider {
             });
         }
         self.capabilities().check(AWS, &request.task, placement)?;
-        if let Some(workdir) = &request.task.workdir {
-            return Err(ProviderError::Unsupported {
-                message: format!("workdir {} is not synced to EC2 instances yet", workdir.display()),
-            });
-        }
         let region = placement.region.as_str();
         let existing = self.cluster_instances(region, &request.cluster).await?;
         if let Some(first) = existing.first() {

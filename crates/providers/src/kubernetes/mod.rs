@@ -576,6 +576,10 @@ impl Provider for KubernetesProvider {
             docker_images: true,
             ports: true,
             exec: false,
+            workdir: false,
+            file_mounts: false,
+            bucket_mounts: false,
+            disk_size: false,
         }
     }
 
@@ -623,15 +627,6 @@ impl Provider for KubernetesProvider {
             });
         }
         self.capabilities().check(KUBERNETES, &request.task, placement)?;
-        if let Some(workdir) = &request.task.workdir {
-            // Not silently ignored: the task would run without its files.
-            return Err(ProviderError::Unsupported {
-                message: format!(
-                    "workdir {} is not synced to Kubernetes pods yet",
-                    workdir.display()
-                ),
-            });
-        }
         let context = placement.region.as_str();
         if !self.clients.contains_key(context) {
             return Err(ProviderError::InvalidRequest {

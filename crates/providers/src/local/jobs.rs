@@ -72,33 +72,6 @@ fn write_file(path: &Path, text: &str) -> Result<(), ProviderError> {
     std::fs::write(path, text).map_err(|err| ProviderError::io(format!("writing {}", path.display()), err))
 }
 
-/// Copies the directory `from` into `to` (recursively; symlinks as symlinks).
-pub(super) fn copy_dir(from: &Path, to: &Path) -> Result<(), ProviderError> {
-    let io = |what: &str, path: &Path, err| ProviderError::io(format!("{what} {}", path.display()), err);
-    if !from.is_dir() {
-        return Err(ProviderError::InvalidRequest {
-            message: format!("workdir {} is not a directory", from.display()),
-        });
-    }
-    create_dir_all(to)?;
-    for entry in std::fs::read_dir(from).map_err(|e| io("reading", from, e))? {
-        let entry = entry.map_err(|e| io("reading", from, e))?;
-        let source = entry.path();
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type().map_err(|e| io("reading", &source, e))?;
-        if kind.is_symlink() {
-            let link = std::fs::read_link(&source).map_err(|e| io("reading", &source, e))?;
-            let _ = std::fs::remove_file(&target);
-            std::os::unix::fs::symlink(link, &target).map_err(|e| io("linking", &target, e))?;
-        } else if kind.is_dir() {
-            copy_dir(&source, &target)?;
-        } else {
-            std::fs::copy(&source, &target).map_err(|e| io("copying", &source, e))?;
-        }
-    }
-    Ok(())
-}
-
 fn quoted(path: &Path) -> String {
     shell_quote(&path.display().to_string())
 }

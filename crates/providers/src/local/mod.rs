@@ -13,6 +13,7 @@
 
 mod jobs;
 mod machine;
+mod sync;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -121,9 +122,7 @@ impl LocalProvider {
         for rank in 0..meta.num_nodes {
             let node_dir = dir.join("nodes").join(rank.to_string());
             jobs::create_dir_all(&node_dir)?;
-            if let Some(workdir) = &request.task.workdir {
-                jobs::copy_dir(workdir, &node_dir)?;
-            }
+            sync::sync_task_files(&request.task, &node_dir)?;
         }
         jobs::start_job(
             dir,
@@ -152,6 +151,10 @@ impl Provider for LocalProvider {
             docker_images: false,
             ports: true,
             exec: true,
+            workdir: true,
+            file_mounts: true,
+            bucket_mounts: false,
+            disk_size: false,
         }
     }
 
@@ -295,10 +298,8 @@ impl Provider for LocalProvider {
                 ),
             });
         }
-        if let Some(workdir) = &task.workdir {
-            for rank in 0..meta.num_nodes {
-                jobs::copy_dir(workdir, &dir.join("nodes").join(rank.to_string()))?;
-            }
+        for rank in 0..meta.num_nodes {
+            sync::sync_task_files(task, &dir.join("nodes").join(rank.to_string()))?;
         }
         let start = Instant::now();
         loop {
