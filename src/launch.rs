@@ -102,6 +102,8 @@ pub struct PlannedLaunch {
     pub request: PipelineRequest,
     /// The joint plan on the enabled backends, live capacity included.
     pub plan: LaunchPlan,
+    /// The runtime the providers' clients were first used on (their connections live on it).
+    runtime: tokio::runtime::Runtime,
 }
 
 /// The one plan path: the pipeline planned for launching from `home` (enabled backends only,
@@ -130,11 +132,13 @@ pub fn plan_launch(
     };
     let request = PipelineRequest::from_pipeline(pipeline, &base)?;
     let launcher = Launcher::new(catalog, policy, open_store(home)?).with_backends(backends(home));
-    let plan = runtime()?.block_on(launcher.plan(&request, progress))?;
+    let runtime = runtime()?;
+    let plan = runtime.block_on(launcher.plan(&request, progress))?;
     Ok(PlannedLaunch {
         launcher,
         request,
         plan,
+        runtime,
     })
 }
 
@@ -225,12 +229,12 @@ pub fn launch_planned(
         launcher,
         request,
         plan,
+        runtime,
     } = planned;
     let order = request
         .topological_order()
         .ok_or_else(|| anyhow::anyhow!("the pipeline's dependencies form a cycle"))?;
     let secrets = pipeline.secret_values();
-    let runtime = runtime()?;
     let planned_cost = plan.plan.total_cost;
     let mut run = PipelineRun::new(request, plan);
     let mut launches = Vec::new();

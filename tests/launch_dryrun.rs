@@ -23,7 +23,7 @@ fn scan_min(accelerator: &str, count: f64, spot: bool) -> (String, Decimal) {
 
 #[test]
 fn seed_example_plans_to_the_cheapest_l4() {
-    let run = skyplan(&["launch", &fixture("seed.yaml"), "--dryrun", "--json"]).success();
+    let run = skyplan(&["optimize", &fixture("seed.yaml"), "--json"]).success();
     let plan = run.json();
     let chosen = &plan["tasks"][0]["chosen"];
     let (instance_type, price) = scan_min("L4", 1.0, false);
@@ -62,9 +62,8 @@ fn seed_example_plans_to_the_cheapest_l4() {
 #[test]
 fn gpus_and_spot_overrides_plan_the_cheapest_spot_h100x8() {
     let run = skyplan(&[
-        "launch",
+        "optimize",
         &fixture("seed.yaml"),
-        "--dryrun",
         "--json",
         "--gpus",
         "H100:8",
@@ -82,6 +81,32 @@ fn gpus_and_spot_overrides_plan_the_cheapest_spot_h100x8() {
             .parse::<Decimal>()
             .unwrap(),
         price
+    );
+}
+
+#[test]
+fn dry_runs_plan_on_enabled_clouds_only() {
+    // The default build without credentials or kubeconfig can launch on `local` only: the seed
+    // (an L4 GPU and a docker image) cannot run anywhere enabled, and the error says who could.
+    let run = skyplan(&["launch", &fixture("seed.yaml"), "--dryrun", "--json"]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    for expected in [
+        "no enabled cloud can run task \"seed\"",
+        "aws: this build has no aws backend",
+        "gcp: no gcp backend yet",
+        "kubernetes: not configured",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}: {}", run.stderr);
+    }
+    // The CPU example plans on this machine, as `launch` will run it.
+    let run = skyplan(&["launch", "examples/hello.yaml", "--dryrun", "--json"]).success();
+    let plan = run.json();
+    assert_eq!(plan["tasks"][0]["chosen"]["cloud"], "local");
+    assert_eq!(plan["clouds"], serde_json::json!(["local"]));
+    assert!(
+        plan["notes"].as_array().unwrap().is_empty(),
+        "local at 0 $/h is the cheapest: {plan}"
     );
 }
 

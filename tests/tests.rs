@@ -16,6 +16,11 @@ mod launch_dryrun;
 /// `skyplan launch` on the local provider, with `status`, `logs` and `down`.
 mod launch_local;
 
+/// `skyplan launch` on kubesim clusters and this machine: live capacity in the dry run, the
+/// dry run's place provisioned at attempt 1, pipelines launched as planned.
+#[cfg(all(feature = "kubesim", feature = "kubernetes"))]
+mod launch_kubernetes;
+
 /// `skyplan launch`, `status`, `down`, `check` and `catalog refresh` on AWS: the real SDK
 /// against a local moto, configured only through the standard AWS environment variables.
 #[cfg(feature = "aws-testing")]

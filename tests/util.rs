@@ -39,6 +39,9 @@ pub fn skyplan_with(args: &[&str], envs: &[(&str, &str)]) -> Run {
     command
         .args(args)
         .env("SKYPLAN_HOME", &home)
+        // Never the developer's kubeconfig or home files: tests that want Kubernetes pass one.
+        .env("HOME", &home)
+        .env_remove("KUBECONFIG")
         .env_remove("SKYPLAN_CATALOG_DIR")
         .env_remove("SKYPLAN_LOG");
     // Never the developer's AWS account, nor instance metadata: tests that want AWS pass a

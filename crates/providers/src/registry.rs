@@ -12,6 +12,9 @@ use std::sync::Arc;
 
 use crate::{Provider, ProviderError, Providers, UnavailableProvider};
 
+/// The Kubernetes backend's id (also when this build has no such backend).
+pub(crate) const KUBERNETES_ID: &str = "kubernetes";
+
 /// Every cloud skyplan knows, in the order `skyplan check` lists them.
 pub const KNOWN_CLOUDS: &[&str] = skyplan_optimizer::spec::KNOWN_CLOUDS;
 

@@ -6,8 +6,8 @@ use rust_decimal::Decimal;
 use skyplan_catalog::Catalog;
 use skyplan_providers::fake::{Call, ErrorMatch, FakeProvider, offer};
 use skyplan_providers::{
-    FailoverAction, LaunchError, LaunchRequest, LineProgress, NoProgress, ProviderError, RecordStatus, Scope,
-    TaskRun,
+    FailoverAction, LaunchError, LaunchRequest, LineProgress, NoProgress, PipelineRequest, ProviderError,
+    RecordStatus, Scope, TaskRun,
 };
 
 use crate::util::{Home, aws_catalog, four_cpu_task, launcher, runtime};
@@ -225,7 +225,7 @@ fn exhausted_retries_move_on_to_the_next_zone() {
 }
 
 #[test]
-fn placements_without_a_provider_are_blocked_with_a_clear_reason() {
+fn launches_plan_on_enabled_clouds_only_and_note_cheaper_ones() {
     let home = Home::new();
     let mut catalog = aws_catalog();
     catalog.extend([offer(
@@ -237,15 +237,53 @@ fn placements_without_a_provider_are_blocked_with_a_clear_reason() {
     )]);
     let fake = Arc::new(FakeProvider::new("aws"));
     let launcher = launcher(catalog, home.store()).with_provider(fake.clone());
+    let pipeline = PipelineRequest::single("nogcp", four_cpu_task("train"), TaskRun::command("train", "x"));
+    let plan = runtime()
+        .block_on(launcher.plan(&pipeline, &NoProgress))
+        .expect("aws can run it");
+    assert_eq!(plan.plan.tasks[0].chosen.cloud, "aws");
+    assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
+    assert!(
+        plan.notes[0].starts_with("gcp n2-standard-4 at 0.05 $/h is cheaper but gcp is not enabled"),
+        "{:?}",
+        plan.notes
+    );
     let outcome = runtime()
         .block_on(launcher.launch(&request("nogcp"), &NoProgress))
         .expect("aws works");
-    assert_eq!(outcome.placement.cloud, "aws");
-    let reason = outcome.failures[0].to_string();
-    assert!(
-        reason.contains("no provider for cloud gcp; configure it or run `skyplan check`"),
-        "{reason}"
-    );
+    // The place the plan showed is the place tried first: no attempt on gcp.
+    assert_eq!(outcome.placement, plan.plan.tasks[0].chosen);
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+}
+
+#[test]
+fn a_task_only_disabled_clouds_can_run_names_them_and_records_nothing() {
+    let home = Home::new();
+    let mut catalog = aws_catalog();
+    catalog.extend([offer(
+        "gcp",
+        "us-central1",
+        Some("us-central1-a"),
+        "n2-standard-4",
+        Decimal::new(5, 2),
+    )]);
+    let fake = Arc::new(FakeProvider::new("aws"));
+    let store = home.store();
+    let launcher = launcher(catalog, store.clone()).with_provider(fake.clone());
+    let mut request = request("gcponly");
+    request.task.requirements[0].cloud = Some("gcp".into());
+    let err = runtime()
+        .block_on(launcher.launch(&request, &NoProgress))
+        .expect_err("gcp is not enabled");
+    let LaunchError::NotEnabled { task, clouds } = &err else {
+        panic!("expected NotEnabled, got {err}");
+    };
+    assert_eq!(task, "train");
+    assert_eq!(clouds.len(), 1);
+    assert_eq!(clouds[0].cloud, "gcp");
+    assert!(err.to_string().contains("no enabled cloud can run task \"train\""), "{err}");
+    assert!(fake.provisioned_placements().is_empty());
+    assert!(store.cluster("gcponly").expect("store").is_none(), "no record for a launch that provisioned nothing");
 }
 
 #[test]

@@ -285,7 +285,9 @@ pub fn context_offers(
             }
             count += 1.0;
         }
-        if !full {
+        // A full model keeps its shapes (so `show-gpus` lists them) with a limit of 0 free
+        // GPUs, so that plans skip it now instead of discovering it at launch.
+        {
             capacity.push(CapacityLimit {
                 name: format!("k8s/{context} free {model} GPUs"),
                 cloud: KUBERNETES.to_string(),
@@ -476,7 +478,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_model_keeps_its_shapes_without_a_capacity_row() {
+    fn a_full_model_keeps_its_shapes_with_a_zero_capacity_row() {
         let nodes = [node(
             "l4",
             json!({"cloud.google.com/gke-accelerator": "nvidia-l4"}),
@@ -487,6 +489,8 @@ mod tests {
         let free = free_capacity(&nodes, &[pod("l4", "Running", 1, "1")]);
         let (offers, capacity) = context_offers("ctx", &free, &Pricing::default());
         assert_eq!(offers[0].instance_type, "8CPU--32GB--L4:1");
-        assert!(capacity.is_empty());
+        assert_eq!(capacity.len(), 1);
+        assert_eq!(capacity[0].limit, 0.0);
+        assert_eq!(capacity[0].usage(&offers[0], false), 1.0);
     }
 }

@@ -160,6 +160,21 @@ impl Launcher {
                 could.insert(cloud.clone(), reason);
             }
         }
+        // Kubernetes offers are read live from configured clusters, so the catalog cannot say
+        // whether one would fit; name the backend when it is off and the task may use it.
+        let k8s = crate::registry::KUBERNETES_ID;
+        let task_allows_k8s = graph.task(id).requirements.is_empty()
+            || graph
+                .task(id)
+                .requirements
+                .iter()
+                .any(|r| r.cloud.as_deref().is_none_or(|c| skyplan_optimizer::normalize_cloud(c) == k8s));
+        if task_allows_k8s
+            && !could.contains_key(k8s)
+            && let Some(reason) = self.backends.why_disabled(k8s)
+        {
+            could.insert(k8s.to_string(), format!("{reason} (your own clusters are offered live)"));
+        }
         if could.is_empty() {
             return LaunchError::NoPlacement(error);
         }
