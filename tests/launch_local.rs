@@ -198,3 +198,29 @@ fn local_gpus_from_nvidia_smi_are_offered_and_used() {
     );
     assert_eq!(skyplan_with(&["down", "gpu"], &env).code, 0);
 }
+
+#[test]
+fn file_mounts_are_copied_before_setup() {
+    let home = temp_dir("launch-mounts");
+    let data = home.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("input.txt"), "mounted contents\n").unwrap();
+    let target = home.join("x").join("data");
+    let task = home.join("mounts.yaml");
+    std::fs::write(
+        &task,
+        format!(
+            "file_mounts:\n  {}: {}\nsetup: test -f {}/input.txt\nrun: cat {}/input.txt\n",
+            target.display(),
+            data.display(),
+            target.display(),
+            target.display()
+        ),
+    )
+    .unwrap();
+    let env = [("SKYPLAN_HOME", home.to_str().unwrap())];
+    let run = skyplan_with(&["launch", task.to_str().unwrap(), "-c", "mounts"], &env);
+    assert_eq!(run.code, 0, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("mounted contents"), "{}", run.stdout);
+    assert_eq!(skyplan_with(&["down", "mounts"], &env).code, 0);
+}

@@ -25,3 +25,6 @@ mod launch_kubernetes;
 /// against a local moto, configured only through the standard AWS environment variables.
 #[cfg(feature = "aws-testing")]
 mod launch_aws;
+
+/// Rules of the house: every source file starts with a `//!` line.
+mod house;

@@ -332,6 +332,42 @@ fn unsupported_docker_images_skip_local_instead_of_being_ignored() {
 }
 
 #[test]
+fn a_backend_that_cannot_mount_files_is_skipped_with_the_reason() {
+    let home = Home::new();
+    let no_mounts = Arc::new(FakeProvider::new("aws").with_capabilities(skyplan_providers::Capabilities {
+        spot: true,
+        multi_node: true,
+        docker_images: true,
+        ports: true,
+        exec: true,
+        workdir: true,
+        file_mounts: false,
+        bucket_mounts: false,
+        disk_size: true,
+    }));
+    let mut catalog = aws_catalog();
+    catalog.extend([offer("gcp", "us-central1", Some("us-central1-a"), "n2-standard-4", Decimal::new(99, 0))]);
+    let mounts = Arc::new(FakeProvider::new("gcp"));
+    let launcher = launcher(catalog, home.store())
+        .with_provider(no_mounts.clone())
+        .with_provider(mounts.clone());
+    let mut request = request("mounts");
+    request.run.file_mounts.insert(
+        "/data".to_string(),
+        skyplan_optimizer::spec::FileMount::Source("./data".to_string()),
+    );
+    let outcome = runtime()
+        .block_on(launcher.launch(&request, &NoProgress))
+        .expect("gcp mounts it");
+    assert_eq!(outcome.placement.cloud, "gcp");
+    let first = &outcome.failures[0];
+    assert_eq!(first.placement.cloud, "aws");
+    assert!(matches!(first.error, ProviderError::Unsupported { .. }), "{first}");
+    assert!(first.to_string().contains("file_mounts /data (./data) is not supported on aws"), "{first}");
+    assert!(no_mounts.provisioned_placements().is_empty(), "never reached the provider");
+}
+
+#[test]
 fn live_capacity_rows_reach_the_solver() {
     let home = Home::new();
     // us-east-1 has no free vCPUs according to the provider's live view.

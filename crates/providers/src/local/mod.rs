@@ -110,7 +110,14 @@ impl LocalProvider {
         let meta = ClusterMeta {
             name: request.cluster.clone(),
             request_id: request.request_id.clone(),
-            labels: BTreeMap::from([(CLUSTER_LABEL.to_string(), request.cluster.clone())]),
+            // The task's labels, and the cluster label (which a task label cannot override).
+            labels: request
+                .task
+                .labels
+                .clone()
+                .into_iter()
+                .chain([(CLUSTER_LABEL.to_string(), request.cluster.clone())])
+                .collect(),
             num_nodes: placement.num_nodes.max(request.task.num_nodes).max(1),
             gpus_per_node: placement.accelerator_count,
             instance_type: placement.instance_type.clone(),
