@@ -309,7 +309,8 @@ pub fn launch_planned(
     };
     if let Some(error) = launch_error {
         let task = report.failed_task.clone().unwrap_or_default();
-        return Err(anyhow::Error::new(error).context(format!("task {task:?} failed to launch\n{}", report.summary())));
+        return Err(anyhow::Error::new(error)
+            .context(format!("task {task:?} failed to launch\n{}", report.summary())));
     }
     Ok(report)
 }

@@ -282,4 +282,3 @@ fn ago(unix: i64) -> String {
         _ => format!("{}d ago", seconds / 86400),
     }
 }
-

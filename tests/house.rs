@@ -36,5 +36,8 @@ fn every_source_file_starts_with_a_module_doc_line() {
         })
         .map(|path| path.strip_prefix(root).unwrap_or(path).display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a `//!` line at the top: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` line at the top: {missing:?}"
+    );
 }

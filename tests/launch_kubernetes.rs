@@ -86,20 +86,43 @@ fn a_full_cluster_is_skipped_by_the_dry_run_and_launch_takes_the_place_it_named(
     let l4 = "resources:\n  accelerators: L4:1\nrun: echo serving; sleep 1\n";
     let task = clusters.task("serve.yaml", l4);
     // With both clusters free, the small one is cheapest.
-    let plan = clusters.run(&["launch", &task, "--dryrun", "--json"]).success().json();
+    let plan = clusters
+        .run(&["launch", &task, "--dryrun", "--json"])
+        .success()
+        .json();
     assert_eq!(
-        (chosen(&plan, 0)["cloud"].as_str(), chosen(&plan, 0)["region"].as_str()),
+        (
+            chosen(&plan, 0)["cloud"].as_str(),
+            chosen(&plan, 0)["region"].as_str()
+        ),
         (Some("kubernetes"), Some("small"))
     );
     // Fill the small cluster's only L4 with another job.
-    let filler = clusters.task("filler.yaml", "resources:\n  accelerators: L4:1\nrun: sleep 120\n");
+    let filler = clusters.task(
+        "filler.yaml",
+        "resources:\n  accelerators: L4:1\nrun: sleep 120\n",
+    );
     clusters
-        .run(&["launch", &filler, "-c", "filler", "--infra", "k8s/small", "--detach"])
+        .run(&[
+            "launch",
+            &filler,
+            "-c",
+            "filler",
+            "--infra",
+            "k8s/small",
+            "--detach",
+        ])
         .success();
-    let plan = clusters.run(&["launch", &task, "--dryrun", "--json"]).success().json();
+    let plan = clusters
+        .run(&["launch", &task, "--dryrun", "--json"])
+        .success()
+        .json();
     assert_eq!(chosen(&plan, 0)["region"], "big", "{plan}");
     // `launch` provisions exactly that place, at attempt 1, at the printed cost.
-    let report = clusters.run(&["launch", &task, "-c", "serve", "--json"]).success().json();
+    let report = clusters
+        .run(&["launch", &task, "-c", "serve", "--json"])
+        .success()
+        .json();
     let launch = &report["launches"][0];
     assert_eq!(&launch["placement"], chosen(&plan, 0), "{report}");
     assert_eq!(launch["failures"], serde_json::json!([]));
@@ -135,11 +158,17 @@ fn pipelines_run_where_the_dry_run_said_children_after_their_parent() {
     let clusters = Clusters::start("k8s-pipeline");
     let marks = temp_dir("pipeline-marks");
     let file = clusters.task("pipeline.yaml", &pipeline(&marks, 0));
-    let plan = clusters.run(&["launch", &file, "--dryrun", "--json"]).success().json();
+    let plan = clusters
+        .run(&["launch", &file, "--dryrun", "--json"])
+        .success()
+        .json();
     let places: Vec<(String, String)> = (0..3)
         .map(|i| {
             let c = chosen(&plan, i);
-            (c["cloud"].as_str().unwrap().to_string(), c["region"].as_str().unwrap().to_string())
+            (
+                c["cloud"].as_str().unwrap().to_string(),
+                c["region"].as_str().unwrap().to_string(),
+            )
         })
         .collect();
     assert_eq!(places[0].0, "local");
@@ -152,10 +181,18 @@ fn pipelines_run_where_the_dry_run_said_children_after_their_parent() {
         let task = &report["tasks"][i];
         assert_eq!(task["name"], *name);
         assert_eq!(task["state"], "succeeded", "{report}");
-        assert_eq!(&task["placement"], chosen(&plan, i), "{name} ran where the dry run said");
+        assert_eq!(
+            &task["placement"],
+            chosen(&plan, i),
+            "{name} ran where the dry run said"
+        );
     }
     for mark in ["a", "b", "c"] {
-        assert!(marks.join(mark).exists(), "{mark} did not run after a: {}", run.stderr);
+        assert!(
+            marks.join(mark).exists(),
+            "{mark} did not run after a: {}",
+            run.stderr
+        );
     }
     let status = clusters.run(&["status", "--json"]).success().json();
     let clusters_json = status["clusters"].as_array().unwrap();
@@ -180,7 +217,11 @@ fn a_failed_parent_stops_its_children_and_is_named() {
     let run = clusters.run(&["launch", &file, "-c", "broken"]);
     assert_eq!(run.code, 4, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
     assert!(run.stderr.contains("task \"a\" failed"), "{}", run.stderr);
-    assert!(run.stdout.contains("b on -: not started (a failed)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("b on -: not started (a failed)"),
+        "{}",
+        run.stdout
+    );
     assert!(!marks.join("b").exists() && !marks.join("c").exists());
     let status = clusters.run(&["status", "--json"]).success().json();
     let names: Vec<&str> = status["clusters"]
@@ -189,6 +230,10 @@ fn a_failed_parent_stops_its_children_and_is_named() {
         .iter()
         .map(|c| c["record"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["broken-1"], "children never started, so they have no cluster");
+    assert_eq!(
+        names,
+        ["broken-1"],
+        "children never started, so they have no cluster"
+    );
     clusters.run(&["down", "broken-1"]).success();
 }

@@ -99,7 +99,8 @@ pub fn run(cli: &Cli, args: &Args, optimize: bool) -> anyhow::Result<ExitCode> {
         cluster: args.cluster.as_deref(),
         detach: args.detach,
     };
-    let planned = skyplan::launch::plan_launch(&home, catalog, policy, &pipeline, &options, progress.as_ref())?;
+    let planned =
+        skyplan::launch::plan_launch(&home, catalog, policy, &pipeline, &options, progress.as_ref())?;
     if args.dryrun {
         if cli.json {
             super::print_json(&planned.plan)?;

@@ -26,19 +26,22 @@
 //! ```
 
 mod error;
+mod infra;
 mod pipeline;
 mod resources;
+mod resources_parse;
 mod task;
 mod yaml;
 
 use std::path::Path;
 
 pub use error::{Position, SpecError};
+pub use infra::{
+    Infra, InfraError, KNOWN_CLOUDS, canonical_cloud, parse_accelerator, parse_infra, parse_positive_amount,
+};
 pub use pipeline::{Pipeline, TaskOverrides, parse_env_override};
 pub use resources::{
-    AcceleratorSpec, AlternativeMode, Alternatives, Infra, InfraError, KNOWN_CLOUDS, PortRange,
-    ResourceFields, ResourceRequest, ResourcesSpec, canonical_cloud, parse_accelerator, parse_infra,
-    parse_positive_amount,
+    AcceleratorSpec, AlternativeMode, Alternatives, PortRange, ResourceFields, ResourceRequest, ResourcesSpec,
 };
 pub use task::{
     FileMount, REDACTED, SecretString, SpecLocations, TaskSpec, is_secret_env, is_valid_env_name,

@@ -73,11 +73,10 @@ pub use error::{FailoverAction, ProviderError, Scope};
 pub use kubernetes::{KUBERNETES, KubernetesConfig, KubernetesProvider};
 pub use launcher::{
     Attempt, Backoff, ClusterView, DisabledCloud, DownOutcome, LaunchError, LaunchEvent, LaunchOutcome,
-    LaunchPlan, LaunchRequest, LaunchTask, Launcher, LineProgress, NoProgress, PipelineRequest,
-    PipelineRun, Progress, Providers, StatusReport, TaskProgress, check_cluster_name, describe_action,
-    describe_placement, refresh_cluster, status_report, teardown_cluster,
+    LaunchPlan, LaunchRequest, LaunchTask, Launcher, LineProgress, NoProgress, PipelineRequest, PipelineRun,
+    Progress, Providers, StatusReport, TaskProgress, check_cluster_name, describe_action, describe_placement,
+    refresh_cluster, status_report, teardown_cluster,
 };
-pub use registry::{Backends, KNOWN_CLOUDS};
 #[cfg(feature = "local")]
 pub use local::{Gpu, LOCAL, LocalProvider, detect_gpus, machine_offers, parse_nvidia_smi};
 pub use provider::{
@@ -85,6 +84,7 @@ pub use provider::{
     JobStatus, LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProvisionRequest,
     StatusPredicate, TeardownOutcome, UnavailableProvider,
 };
+pub use registry::{Backends, KNOWN_CLOUDS};
 pub use store::{AttemptRecord, ClusterRecord, JobRecord, RecordStatus, StateStore};
 pub use task::{TaskRun, node_variables};
 

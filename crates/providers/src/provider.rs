@@ -75,7 +75,11 @@ impl Capabilities {
             return unsupported(format!("workdir {}", workdir.display()));
         }
         for (path, mount) in &task.file_mounts {
-            let supported = if mount.is_local() { self.file_mounts } else { self.bucket_mounts };
+            let supported = if mount.is_local() {
+                self.file_mounts
+            } else {
+                self.bucket_mounts
+            };
             if !supported {
                 return unsupported(format!("file_mounts {path} ({})", mount.describe()));
             }

@@ -35,7 +35,11 @@ fn compiled_backends() -> Vec<Backend> {
     #[cfg(feature = "local")]
     backends.push(Backend {
         id: crate::LOCAL,
-        configure: |home| Ok(Some(Arc::new(crate::LocalProvider::new(home)) as Arc<dyn Provider>)),
+        configure: |home| {
+            Ok(Some(
+                Arc::new(crate::LocalProvider::new(home)) as Arc<dyn Provider>
+            ))
+        },
         not_configured: "always configured",
     });
     #[cfg(feature = "kubernetes")]
@@ -109,9 +113,10 @@ impl Backends {
                         .insert(backend.id.to_string(), backend.not_configured.to_string());
                 }
                 Err(reason) => {
-                    backends
-                        .disabled
-                        .insert(backend.id.to_string(), format!("configured but unusable: {reason}"));
+                    backends.disabled.insert(
+                        backend.id.to_string(),
+                        format!("configured but unusable: {reason}"),
+                    );
                     backends.providers.insert(
                         backend.id.to_string(),
                         Arc::new(UnavailableProvider::new(backend.id, reason)),
@@ -121,7 +126,9 @@ impl Backends {
         }
         for cloud in KNOWN_CLOUDS {
             if !backends.providers.contains_key(*cloud) && !backends.disabled.contains_key(*cloud) {
-                backends.disabled.insert(cloud.to_string(), missing_backend(cloud));
+                backends
+                    .disabled
+                    .insert(cloud.to_string(), missing_backend(cloud));
             }
         }
         backends

@@ -89,7 +89,10 @@ fn two_capacity_errors_end_on_the_third_best_placement() {
     let record = store.cluster("third").expect("read").expect("recorded");
     assert_eq!(record.status, RecordStatus::Up);
     assert_eq!(record.provider.as_deref(), Some("aws"));
-    assert_eq!(record.placement.expect("placement").zone.as_deref(), Some("usw2-az1"));
+    assert_eq!(
+        record.placement.expect("placement").zone.as_deref(),
+        Some("usw2-az1")
+    );
     assert!(store.check_consistency().expect("check").is_empty());
 
     let events = events.lock().expect("lock").clone();
@@ -281,9 +284,16 @@ fn a_task_only_disabled_clouds_can_run_names_them_and_records_nothing() {
     assert_eq!(task, "train");
     assert_eq!(clouds.len(), 1);
     assert_eq!(clouds[0].cloud, "gcp");
-    assert!(err.to_string().contains("no enabled cloud can run task \"train\""), "{err}");
+    assert!(
+        err.to_string()
+            .contains("no enabled cloud can run task \"train\""),
+        "{err}"
+    );
     assert!(fake.provisioned_placements().is_empty());
-    assert!(store.cluster("gcponly").expect("store").is_none(), "no record for a launch that provisioned nothing");
+    assert!(
+        store.cluster("gcponly").expect("store").is_none(),
+        "no record for a launch that provisioned nothing"
+    );
 }
 
 #[test]
@@ -334,19 +344,27 @@ fn unsupported_docker_images_skip_local_instead_of_being_ignored() {
 #[test]
 fn a_backend_that_cannot_mount_files_is_skipped_with_the_reason() {
     let home = Home::new();
-    let no_mounts = Arc::new(FakeProvider::new("aws").with_capabilities(skyplan_providers::Capabilities {
-        spot: true,
-        multi_node: true,
-        docker_images: true,
-        ports: true,
-        exec: true,
-        workdir: true,
-        file_mounts: false,
-        bucket_mounts: false,
-        disk_size: true,
-    }));
+    let no_mounts = Arc::new(
+        FakeProvider::new("aws").with_capabilities(skyplan_providers::Capabilities {
+            spot: true,
+            multi_node: true,
+            docker_images: true,
+            ports: true,
+            exec: true,
+            workdir: true,
+            file_mounts: false,
+            bucket_mounts: false,
+            disk_size: true,
+        }),
+    );
     let mut catalog = aws_catalog();
-    catalog.extend([offer("gcp", "us-central1", Some("us-central1-a"), "n2-standard-4", Decimal::new(99, 0))]);
+    catalog.extend([offer(
+        "gcp",
+        "us-central1",
+        Some("us-central1-a"),
+        "n2-standard-4",
+        Decimal::new(99, 0),
+    )]);
     let mounts = Arc::new(FakeProvider::new("gcp"));
     let launcher = launcher(catalog, home.store())
         .with_provider(no_mounts.clone())
@@ -362,9 +380,20 @@ fn a_backend_that_cannot_mount_files_is_skipped_with_the_reason() {
     assert_eq!(outcome.placement.cloud, "gcp");
     let first = &outcome.failures[0];
     assert_eq!(first.placement.cloud, "aws");
-    assert!(matches!(first.error, ProviderError::Unsupported { .. }), "{first}");
-    assert!(first.to_string().contains("file_mounts /data (./data) is not supported on aws"), "{first}");
-    assert!(no_mounts.provisioned_placements().is_empty(), "never reached the provider");
+    assert!(
+        matches!(first.error, ProviderError::Unsupported { .. }),
+        "{first}"
+    );
+    assert!(
+        first
+            .to_string()
+            .contains("file_mounts /data (./data) is not supported on aws"),
+        "{first}"
+    );
+    assert!(
+        no_mounts.provisioned_placements().is_empty(),
+        "never reached the provider"
+    );
 }
 
 #[test]

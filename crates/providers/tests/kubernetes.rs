@@ -363,7 +363,8 @@ fn seed_example_lands_on_a_free_l4_then_fails_over_to_the_other_cluster_then_the
         };
         let err = k8s.provision(&stale).await.expect_err("alpha is full");
         assert!(
-            matches!(err, ProviderError::InsufficientCapacity { .. }) && err.to_string().contains("Insufficient nvidia.com/gpu"),
+            matches!(err, ProviderError::InsufficientCapacity { .. })
+                && err.to_string().contains("Insufficient nvidia.com/gpu"),
             "{err}"
         );
 

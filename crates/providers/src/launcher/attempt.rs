@@ -45,7 +45,8 @@ impl Launcher {
             });
         }
         if run.request.tasks.len() > 1 {
-            self.store.set_pipeline(cluster, &run.request.name, &task.node.name)?;
+            self.store
+                .set_pipeline(cluster, &run.request.name, &task.node.name)?;
         }
         let mut reached_provider = false;
         let result = self
@@ -94,7 +95,10 @@ impl Launcher {
         let mut n = 0u32;
         loop {
             if n >= self.max_attempts {
-                return Err(fail(failures, format!("gave up after {} placements", self.max_attempts)));
+                return Err(fail(
+                    failures,
+                    format!("gave up after {} placements", self.max_attempts),
+                ));
             }
             if !failures.is_empty() {
                 // Re-solve with the failures' blocks, launched tasks pinned where they run.
@@ -103,8 +107,12 @@ impl Launcher {
                 // FIXME: a block that covers a pinned task's own place would make the pin
                 // infeasible; such a block is left out of the re-solve (the pinned task keeps
                 // running there). Pinning inside the optimizer would keep it for the others.
-                let pinned: Vec<Placement> = (0..run.tasks.len()).filter_map(|i| run.placement(i).cloned()).collect();
-                policy.blocked.retain(|b| !pinned.iter().any(|p| blocks_placement(b, p)));
+                let pinned: Vec<Placement> = (0..run.tasks.len())
+                    .filter_map(|i| run.placement(i).cloned())
+                    .collect();
+                policy
+                    .blocked
+                    .retain(|b| !pinned.iter().any(|p| blocks_placement(b, p)));
                 progress.event(&LaunchEvent::Planning {
                     cluster,
                     blocked: policy.blocked.len(),
@@ -123,7 +131,11 @@ impl Launcher {
                 n,
                 placement: &placement,
             });
-            let provider = self.backends.providers.get(&placement.cloud).filter(|_| self.backends.is_enabled(&placement.cloud));
+            let provider = self
+                .backends
+                .providers
+                .get(&placement.cloud)
+                .filter(|_| self.backends.is_enabled(&placement.cloud));
             let task_run = task.run_for(placement.alternative).cloned();
             let secrets: Vec<String> = task_run
                 .as_ref()
@@ -136,26 +148,39 @@ impl Launcher {
                     cloud: placement.cloud.clone(),
                 }),
                 (Some(_), None) => Err(ProviderError::InvalidRequest {
-                    message: format!("task {:?} has no run for alternative {}", task.node.name, placement.alternative),
+                    message: format!(
+                        "task {:?} has no run for alternative {}",
+                        task.node.name, placement.alternative
+                    ),
                 }),
-                (Some(provider), Some(task_run)) => match provider.capabilities().check(provider.id(), &task_run, &placement) {
-                    Err(error) => Err(error),
-                    Ok(()) => {
-                        let provision = ProvisionRequest {
-                            request_id: format!("{launch_id}-{n}"),
-                            cluster: cluster.to_string(),
-                            placement: placement.clone(),
-                            task: task_run.clone(),
-                        };
-                        self.store
-                            .record_intent(cluster, n, provider.id(), &placement, &provision.request_id)?;
-                        tried = true;
-                        *reached_provider = true;
-                        self.provision_with_retries(provider.as_ref(), &provision, n, &secrets, progress)
-                            .await
-                            .map(|handle| (handle, task_run))
+                (Some(provider), Some(task_run)) => {
+                    match provider
+                        .capabilities()
+                        .check(provider.id(), &task_run, &placement)
+                    {
+                        Err(error) => Err(error),
+                        Ok(()) => {
+                            let provision = ProvisionRequest {
+                                request_id: format!("{launch_id}-{n}"),
+                                cluster: cluster.to_string(),
+                                placement: placement.clone(),
+                                task: task_run.clone(),
+                            };
+                            self.store.record_intent(
+                                cluster,
+                                n,
+                                provider.id(),
+                                &placement,
+                                &provision.request_id,
+                            )?;
+                            tried = true;
+                            *reached_provider = true;
+                            self.provision_with_retries(provider.as_ref(), &provision, n, &secrets, progress)
+                                .await
+                                .map(|handle| (handle, task_run))
+                        }
                     }
-                },
+                }
             };
             let error = match result {
                 Ok((handle, task_run)) => {
@@ -178,13 +203,18 @@ impl Launcher {
             };
             let action = match error.failover(&placement) {
                 // Retries exhausted: this place is not working now; try the next one.
-                FailoverAction::Retry => FailoverAction::Block(crate::error::block_scope(&placement, Scope::Zone)),
+                FailoverAction::Retry => {
+                    FailoverAction::Block(crate::error::block_scope(&placement, Scope::Zone))
+                }
                 action => action,
             };
             if tried && let (Some(provider), FailoverAction::Block(_)) = (provider, &action) {
                 // Whatever the failed attempt created must not linger (and cost money).
                 if let Err(teardown_error) = provider.teardown(cluster).await {
-                    tracing::warn!("cleaning up after attempt {n} on {}: {teardown_error}", provider.id());
+                    tracing::warn!(
+                        "cleaning up after attempt {n} on {}: {teardown_error}",
+                        provider.id()
+                    );
                 }
             }
             let outcome = match action {
@@ -276,7 +306,8 @@ impl Launcher {
 
 /// Whether `blocked` covers `placement` (empty fields are wildcards).
 fn blocks_placement(blocked: &skyplan_optimizer::Blocked, placement: &Placement) -> bool {
-    let matches = |pattern: &Option<String>, value: Option<&str>| pattern.as_deref().is_none_or(|p| Some(p) == value);
+    let matches =
+        |pattern: &Option<String>, value: Option<&str>| pattern.as_deref().is_none_or(|p| Some(p) == value);
     matches(&blocked.cloud, Some(&placement.cloud))
         && matches(&blocked.region, Some(&placement.region))
         && matches(&blocked.zone, placement.zone.as_deref())

@@ -195,4 +195,3 @@ impl<F: Fn(String) + Send + Sync> Progress for LineProgress<F> {
         (self.0)(event.to_string());
     }
 }
-

@@ -344,7 +344,11 @@ impl Launcher {
     /// Launches one task on the cheapest placement that works: [`Launcher::plan`], then
     /// [`Launcher::launch_task`]. Returns once the task has started (see
     /// [`Provider::provision`]).
-    pub async fn launch(&self, request: &LaunchRequest, progress: &dyn Progress) -> Result<LaunchOutcome, LaunchError> {
+    pub async fn launch(
+        &self,
+        request: &LaunchRequest,
+        progress: &dyn Progress,
+    ) -> Result<LaunchOutcome, LaunchError> {
         check_cluster_name(&request.cluster)?;
         let pipeline = PipelineRequest::single(&request.cluster, request.task.clone(), request.run.clone());
         if let Some(existing) = self.store.cluster(&request.cluster)?

@@ -101,7 +101,11 @@ impl PipelineRequest {
     /// The optimizer's graph of these tasks.
     pub fn graph(&self) -> TaskGraph {
         let mut graph = TaskGraph::default();
-        let ids: Vec<_> = self.tasks.iter().map(|t| graph.add_task(t.node.clone())).collect();
+        let ids: Vec<_> = self
+            .tasks
+            .iter()
+            .map(|t| graph.add_task(t.node.clone()))
+            .collect();
         for &(a, b, gb) in &self.edges {
             if let (Some(&from), Some(&to)) = (ids.get(a), ids.get(b)) {
                 graph.add_edge(from, to, gb);
@@ -209,11 +213,13 @@ impl PipelineRun {
 
     /// The failed or skipped parent that stops task `index`, if any.
     pub fn blocked_by(&self, index: usize) -> Option<String> {
-        self.request.parents(index).find_map(|parent| match self.tasks.get(parent)? {
-            TaskProgress::Failed { .. } => Some(self.request.tasks[parent].node.name.clone()),
-            TaskProgress::Skipped { because } => Some(because.clone()),
-            _ => None,
-        })
+        self.request
+            .parents(index)
+            .find_map(|parent| match self.tasks.get(parent)? {
+                TaskProgress::Failed { .. } => Some(self.request.tasks[parent].node.name.clone()),
+                TaskProgress::Skipped { because } => Some(because.clone()),
+                _ => None,
+            })
     }
 
     /// Whether every parent of task `index` succeeded.
@@ -273,7 +279,12 @@ impl PipelineRun {
     /// What ran (or runs) where, with the plan's $/h: one line per launched task.
     pub fn ran(&self) -> Vec<(String, Placement)> {
         (0..self.tasks.len())
-            .filter_map(|i| Some((self.request.tasks[i].node.name.clone(), self.placement(i)?.clone())))
+            .filter_map(|i| {
+                Some((
+                    self.request.tasks[i].node.name.clone(),
+                    self.placement(i)?.clone(),
+                ))
+            })
             .collect()
     }
 }

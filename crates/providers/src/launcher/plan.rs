@@ -46,7 +46,11 @@ impl Launcher {
     /// enabled clouds only, one solve of the whole pipeline. Creates nothing: `launch --dryrun`
     /// is this call. When no enabled cloud can run a task, the error names the clouds that could
     /// and why each is not enabled.
-    pub async fn plan(&self, request: &PipelineRequest, progress: &dyn Progress) -> Result<LaunchPlan, LaunchError> {
+    pub async fn plan(
+        &self,
+        request: &PipelineRequest,
+        progress: &dyn Progress,
+    ) -> Result<LaunchPlan, LaunchError> {
         let graph = request.graph();
         let (full, policy) = self.live_catalog(progress).await;
         let clouds: Vec<String> = self.backends.enabled().map(str::to_string).collect();
@@ -87,7 +91,12 @@ impl Launcher {
             .values()
             .filter(|p| self.backends.is_enabled(p.id()))
             .collect();
-        let answers = futures::future::join_all(enabled.into_iter().map(|p| async move { (p.id(), p.offers().await) })).await;
+        let answers = futures::future::join_all(
+            enabled
+                .into_iter()
+                .map(|p| async move { (p.id(), p.offers().await) }),
+        )
+        .await;
         for (provider, answer) in answers {
             match answer {
                 Ok(live) => {
@@ -141,7 +150,13 @@ impl Launcher {
     }
 
     /// Turns "no enabled offer" into an error that says which clouds could run the task.
-    fn explain_infeasible(&self, full: &Catalog, graph: &TaskGraph, policy: &Policy, error: OptimizerError) -> LaunchError {
+    fn explain_infeasible(
+        &self,
+        full: &Catalog,
+        graph: &TaskGraph,
+        policy: &Policy,
+        error: OptimizerError,
+    ) -> LaunchError {
         let OptimizerError::NoCandidates { task, .. } = &error else {
             return LaunchError::NoPlacement(error);
         };
@@ -164,16 +179,19 @@ impl Launcher {
         // whether one would fit; name the backend when it is off and the task may use it.
         let k8s = crate::registry::KUBERNETES_ID;
         let task_allows_k8s = graph.task(id).requirements.is_empty()
-            || graph
-                .task(id)
-                .requirements
-                .iter()
-                .any(|r| r.cloud.as_deref().is_none_or(|c| skyplan_optimizer::normalize_cloud(c) == k8s));
+            || graph.task(id).requirements.iter().any(|r| {
+                r.cloud
+                    .as_deref()
+                    .is_none_or(|c| skyplan_optimizer::normalize_cloud(c) == k8s)
+            });
         if task_allows_k8s
             && !could.contains_key(k8s)
             && let Some(reason) = self.backends.why_disabled(k8s)
         {
-            could.insert(k8s.to_string(), format!("{reason} (your own clusters are offered live)"));
+            could.insert(
+                k8s.to_string(),
+                format!("{reason} (your own clusters are offered live)"),
+            );
         }
         if could.is_empty() {
             return LaunchError::NoPlacement(error);

@@ -169,4 +169,3 @@ pub async fn refresh_cluster(
         jobs: store.jobs(&record.name)?,
     })
 }
-

@@ -23,7 +23,10 @@ pub(super) fn sync_task_files(task: &TaskRun, node_dir: &Path) -> Result<(), Pro
     for (path, mount) in &task.file_mounts {
         let Some(source) = mount.local_source() else {
             return Err(ProviderError::Unsupported {
-                message: format!("file_mounts {path} ({}) is not supported on local", mount.describe()),
+                message: format!(
+                    "file_mounts {path} ({}) is not supported on local",
+                    mount.describe()
+                ),
             });
         };
         let source = expand_home(source);
@@ -37,8 +40,12 @@ pub(super) fn sync_task_files(task: &TaskRun, node_dir: &Path) -> Result<(), Pro
         if metadata.is_dir() {
             copy_dir(&source, &target)?;
         } else {
-            std::fs::copy(&source, &target)
-                .map_err(|err| ProviderError::io(format!("copying {} to {}", source.display(), target.display()), err))?;
+            std::fs::copy(&source, &target).map_err(|err| {
+                ProviderError::io(
+                    format!("copying {} to {}", source.display(), target.display()),
+                    err,
+                )
+            })?;
         }
     }
     Ok(())
@@ -110,10 +117,19 @@ mod tests {
             FileMount::Source(root.join("one.txt").display().to_string()),
         );
         sync_task_files(&task, &node).expect("synced");
-        assert_eq!(std::fs::read_to_string(absolute.join("sub/a.txt")).expect("copied"), "a");
-        assert_eq!(std::fs::read_to_string(node.join("rel/one.txt")).expect("copied"), "one");
+        assert_eq!(
+            std::fs::read_to_string(absolute.join("sub/a.txt")).expect("copied"),
+            "a"
+        );
+        assert_eq!(
+            std::fs::read_to_string(node.join("rel/one.txt")).expect("copied"),
+            "one"
+        );
 
-        task.file_mounts.insert("/x".into(), FileMount::Source(root.join("missing").display().to_string()));
+        task.file_mounts.insert(
+            "/x".into(),
+            FileMount::Source(root.join("missing").display().to_string()),
+        );
         let err = sync_task_files(&task, &node).expect_err("missing source");
         assert!(err.to_string().contains("file_mounts /x: source"), "{err}");
         let _ = std::fs::remove_dir_all(&root);
