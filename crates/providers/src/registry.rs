@@ -18,12 +18,15 @@ pub(crate) const KUBERNETES_ID: &str = "kubernetes";
 /// Every cloud skyplan knows, in the order `skyplan check` lists them.
 pub const KNOWN_CLOUDS: &[&str] = skyplan_optimizer::spec::KNOWN_CLOUDS;
 
+/// What a backend's configuration step answers: its provider, or `None` when not configured.
+type Configured = Result<Option<Arc<dyn Provider>>, ProviderError>;
+
 /// One backend this build has.
 struct Backend {
     /// Cloud name (the provider's id).
     id: &'static str,
     /// Finds its configuration for a home: `Ok(None)` when it is not configured.
-    configure: fn(&Path) -> Result<Option<Arc<dyn Provider>>, ProviderError>,
+    configure: fn(&Path) -> Configured,
     /// What "not configured" means for it, for `skyplan check`.
     not_configured: &'static str,
 }
