@@ -1,11 +1,14 @@
-//! Candidates: every catalog offer that satisfies a task, in either market, minus blocked places,
-//! priced for the task's node count and duration. Ordered cheapest first, ties broken by cloud,
-//! region, zone and instance type.
+//! Candidates: every catalog offer that satisfies a task, in either market, minus blocked places
+//! and hosts below the policy's per-GPU floors, priced for the task's node count and duration.
+//! Ordered cheapest first; equal costs by the policy's home geography (home, neutral, elsewhere),
+//! then by cloud, region, zone and instance type. Ties between the plan's tasks (co-location) are
+//! settled after solving, in `ties.rs`.
 
 use rust_decimal::Decimal;
 use skyplan_catalog::{AcceleratorFilter, Catalog, Offer, OfferQuery, compare_offers, format_count};
 
 use crate::OptimizerError;
+use crate::defaults::Geography;
 use crate::model::{AlternativeMode, Policy, Requirement, TaskNode};
 
 /// One way to run a task: an offer, a market, and what it costs.
@@ -28,12 +31,21 @@ pub struct Candidate<'a> {
 }
 
 impl Candidate<'_> {
-    /// Deterministic order: cost, then the offer's place and shape.
+    /// Deterministic order by name: cost, then the offer's place and shape.
     pub fn compare(&self, other: &Self) -> std::cmp::Ordering {
         self.cost
             .cmp(&other.cost)
             .then_with(|| compare_offers(self.offer, other.offer, self.spot))
             .then_with(|| self.spot.cmp(&other.spot))
+    }
+
+    /// The order candidates are listed in: cost, then `home`'s rank of the place (home, neutral,
+    /// elsewhere), then [`Candidate::compare`]'s names.
+    pub fn compare_in(&self, other: &Self, home: &Geography) -> std::cmp::Ordering {
+        self.cost
+            .cmp(&other.cost)
+            .then_with(|| home.rank(self.offer).cmp(&home.rank(other.offer)))
+            .then_with(|| self.compare(other))
     }
 }
 
@@ -78,6 +90,16 @@ pub fn describe(requirement: &Requirement) -> String {
 
 fn hours(value: f64) -> Decimal {
     Decimal::try_from(value).unwrap_or(Decimal::ONE)
+}
+
+/// Whether a requirement leaves its host's size to the optimizer, so that the policy's host
+/// floors apply: it names an accelerator and no `cpus`, `memory` or `instance_type` (any of those
+/// means the user sized the host).
+fn leaves_host_open(requirement: &Requirement) -> bool {
+    requirement.accelerator.is_some()
+        && requirement.cpus.is_none()
+        && requirement.memory.is_none()
+        && requirement.instance_type.is_none()
 }
 
 /// The candidates for one requirement, with the number of matching offers that were blocked.
@@ -139,6 +161,23 @@ fn for_requirement<'a>(
             requirement: index,
         });
     }
+    if leaves_host_open(requirement) {
+        let sized: Vec<Candidate<'a>> = candidates
+            .iter()
+            .filter(|c| policy.host_floors.admits(c.offer))
+            .cloned()
+            .collect();
+        // A floor is a default, never a reason to fail: without any sized host, take them all.
+        if sized.is_empty() && !candidates.is_empty() {
+            tracing::debug!(
+                task = %task.name,
+                requirement = %describe(requirement),
+                "no candidate meets the per-GPU host floor; solving this requirement without it"
+            );
+        } else {
+            candidates = sized;
+        }
+    }
     Ok((candidates, blocked))
 }
 
@@ -165,7 +204,7 @@ pub fn candidates<'a>(
         }
         all.append(&mut found);
     }
-    all.sort_by(Candidate::compare);
+    all.sort_by(|a, b| a.compare_in(b, &policy.home));
     // The same offer may satisfy several any-of requirements: keep its first (cheapest) entry.
     all.dedup_by(|b, a| {
         std::ptr::eq(a.offer, b.offer) && a.spot == b.spot && a.duration_hours == b.duration_hours

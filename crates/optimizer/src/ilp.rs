@@ -17,8 +17,9 @@ use good_lp::{Expression, ProblemVariables, SolverModel, Variable, constraint, v
 use highs::HighsModelStatus;
 
 use crate::OptimizerError;
+use crate::greedy::greedy;
 use crate::model::{Objective, Policy};
-use crate::solve::{Problem, greedy, to_f64};
+use crate::problem::{Problem, to_f64};
 
 /// A candidate's identity across tasks: (offer address, spot, nodes, duration bits).
 type CandidateId = (usize, bool, u32, u64);

@@ -9,15 +9,20 @@
 //! The optimizer does no IO and is deterministic: it gets data and returns a plan.
 
 mod candidates;
+mod defaults;
 pub mod egress;
 mod error;
+mod greedy;
 mod ilp;
 mod model;
 mod plan;
+mod problem;
 mod solve;
 pub mod spec;
+mod ties;
 
 pub use candidates::{Candidate, candidates, describe, normalize_cloud};
+pub use defaults::{Geography, HostFloor, HostFloors};
 pub use egress::{EgressKind, EgressPrices, Location};
 pub use error::OptimizerError;
 pub use model::{

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use skyplan_catalog::{Amount, Offer};
 
+use crate::defaults::{Geography, HostFloors};
 use crate::egress::EgressPrices;
 
 /// What a task needs from one place. Empty fields accept anything.
@@ -270,6 +271,13 @@ pub struct Policy {
     pub alternatives: usize,
     /// Use the integer program even where a fast exact path applies (for cross-checks).
     pub force_ilp: bool,
+    /// Per-GPU host floors for requirements that name an accelerator but not the host's size
+    /// (default: the documented table; [`HostFloors::off`] turns them off).
+    pub host_floors: HostFloors,
+    /// Where equal-cost work goes: among choices of equal total cost, the plan prefers the
+    /// locations its other tasks use, then regions of this geography, then names (default:
+    /// [`Geography::us`]; [`Geography::none`] leaves ties to names alone). Never changes a cost.
+    pub home: Geography,
 }
 
 impl Default for Policy {
@@ -283,6 +291,8 @@ impl Default for Policy {
             mip_gap: 1e-4,
             alternatives: 10,
             force_ilp: false,
+            host_floors: HostFloors::default(),
+            home: Geography::default(),
         }
     }
 }

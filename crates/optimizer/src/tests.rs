@@ -10,6 +10,11 @@ use crate::{
     OptimizerError, Policy, Requirement, SolverKind, TaskGraph, TaskNode, solve, solve_greedy,
 };
 
+/// Per-GPU host floors (`defaults.rs`), on fixtures and the repository's catalog.
+mod floors;
+/// Equal-cost ties: the plan's locations, then the home geography, then names (`ties.rs`).
+mod ties;
+
 const HEADER: &str =
     "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region,AvailabilityZone";
 
