@@ -143,7 +143,7 @@ fn for_requirement<'a>(
     let mut blocked = 0;
     let mut candidates = Vec::new();
     for offer in catalog.query(&query) {
-        if policy.blocked.iter().any(|b| b.blocks(offer, query.spot)) {
+        if !requirement.pinned && policy.blocked.iter().any(|b| b.blocks(offer, query.spot)) {
             blocked += 1;
             continue;
         }

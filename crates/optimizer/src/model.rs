@@ -41,6 +41,10 @@ pub struct Requirement {
     pub max_hourly_cost: Option<Decimal>,
     /// Runtime on this kind of resource, overriding the task's duration (for `time` objectives).
     pub duration_hours: Option<f64>,
+    /// Already running where this requirement points: the policy's blocks do not apply to it
+    /// (a launcher re-solving the rest of a pipeline after a failure keeps its launched tasks
+    /// in place even when a block covers their place; the others still avoid it).
+    pub pinned: bool,
 }
 
 /// How a task's requirements combine.
@@ -310,6 +314,7 @@ impl From<&crate::spec::ResourceRequest> for Requirement {
             use_spot: request.use_spot,
             max_hourly_cost: request.max_hourly_cost,
             duration_hours: None,
+            pinned: false,
         }
     }
 }

@@ -165,6 +165,53 @@ fn blocked_places_are_never_chosen() {
 }
 
 #[test]
+fn pinned_requirements_ignore_blocks_that_others_obey() {
+    // A re-solve after a failure: task `a` already runs in gcp, whose block the failure added.
+    let catalog = fixture();
+    let policy = Policy {
+        blocked: vec![Blocked {
+            cloud: Some("gcp".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let plan = solve(
+        &catalog,
+        &one(TaskNode::new("t", vec![gpu("L4", 1.0)])),
+        &Policy::default(),
+    )
+    .unwrap();
+    let running = plan.tasks[0].chosen.clone();
+    assert_eq!(running.cloud, "gcp", "the fixture's cheapest L4 is on gcp");
+    let pin = Requirement {
+        cloud: Some(running.cloud.clone()),
+        region: Some(running.region.clone()),
+        zone: running.zone.clone(),
+        instance_type: Some(running.instance_type.clone()),
+        accelerator: Some(("L4".into(), 1.0)),
+        pinned: true,
+        ..Default::default()
+    };
+    let mut graph = TaskGraph::default();
+    let a = graph.add_task(TaskNode::new("a", vec![pin.clone()]));
+    let b = graph.add_task(TaskNode::new("b", vec![gpu("L4", 1.0)]));
+    graph.add_edge(a, b, 1.0);
+    let plan = solve(&catalog, &graph, &policy).unwrap();
+    assert_eq!(
+        plan.tasks[0].chosen.cloud, "gcp",
+        "the pinned task stays where it runs"
+    );
+    assert_eq!(
+        plan.tasks[1].chosen.cloud, "aws",
+        "the other task avoids the block"
+    );
+    // Unpinned, the same requirement is blocked.
+    let unpinned = Requirement { pinned: false, ..pin };
+    let err = solve(&catalog, &one(TaskNode::new("a", vec![unpinned])), &policy).unwrap_err();
+    assert!(err.to_string().contains("blocked"), "{err}");
+}
+
+#[test]
 fn any_of_and_ordered() {
     let catalog = fixture();
     let choices = vec![gpu("H100", 8.0), gpu("L4", 4.0)];

@@ -104,15 +104,6 @@ impl Launcher {
                 // Re-solve with the failures' blocks, launched tasks pinned where they run.
                 let mut policy = run.first.policy.clone();
                 policy.blocked.extend(run.blocked.iter().cloned());
-                // FIXME: a block that covers a pinned task's own place would make the pin
-                // infeasible; such a block is left out of the re-solve (the pinned task keeps
-                // running there). Pinning inside the optimizer would keep it for the others.
-                let pinned: Vec<Placement> = (0..run.tasks.len())
-                    .filter_map(|i| run.placement(i).cloned())
-                    .collect();
-                policy
-                    .blocked
-                    .retain(|b| !pinned.iter().any(|p| blocks_placement(b, p)));
                 progress.event(&LaunchEvent::Planning {
                     cluster,
                     blocked: policy.blocked.len(),
@@ -302,16 +293,4 @@ impl Launcher {
             }
         }
     }
-}
-
-/// Whether `blocked` covers `placement` (empty fields are wildcards).
-fn blocks_placement(blocked: &skyplan_optimizer::Blocked, placement: &Placement) -> bool {
-    let matches =
-        |pattern: &Option<String>, value: Option<&str>| pattern.as_deref().is_none_or(|p| Some(p) == value);
-    matches(&blocked.cloud, Some(&placement.cloud))
-        && matches(&blocked.region, Some(&placement.region))
-        && matches(&blocked.zone, placement.zone.as_deref())
-        && matches(&blocked.instance_type, Some(&placement.instance_type))
-        && matches(&blocked.accelerator, placement.accelerator.as_deref())
-        && blocked.spot.is_none_or(|s| s == placement.use_spot)
 }

@@ -289,7 +289,7 @@ impl PipelineRun {
     }
 }
 
-/// A requirement only `placement` satisfies.
+/// A requirement only `placement` satisfies, exempt from blocks (the task runs there).
 fn pin(placement: &Placement) -> Requirement {
     Requirement {
         cloud: Some(placement.cloud.clone()),
@@ -301,6 +301,7 @@ fn pin(placement: &Placement) -> Requirement {
             .map(|name| (name, placement.accelerator_count)),
         instance_type: Some(placement.instance_type.clone()),
         use_spot: placement.use_spot,
+        pinned: true,
         ..Requirement::default()
     }
 }
