@@ -16,6 +16,10 @@ mod launch_dryrun;
 /// `skyplan launch` on the local provider, with `status`, `logs` and `down`.
 mod launch_local;
 
+/// `skyplan render --target kubernetes`: stable names, secrets, labels, placements, `--context`.
+#[cfg(feature = "kubernetes")]
+mod render;
+
 /// `skyplan launch`, `status`, `down`, `check` and `catalog refresh` on AWS: the real SDK
 /// against a local moto, configured only through the standard AWS environment variables.
 #[cfg(feature = "aws-testing")]
