@@ -69,8 +69,23 @@ pub fn catalog_with_live_offers(home: &Path, mut catalog: Catalog) -> std::io::R
 }
 
 /// A cluster name for a task: its name made valid (`My_Task` → `my-task`) plus 4 random hex
-/// digits, as SkyPilot's `sky-XXXX` names.
+/// digits, as SkyPilot's `sky-XXXX` names. `launch` uses it; for the same name on every call
+/// see [`cluster_name_for_task`].
 pub fn default_cluster_name(task_name: &str) -> String {
+    format!("{}-{:04x}", cluster_name_for_task(task_name), fastrand::u16(..))
+}
+
+/// The deterministic cluster name of a task, without a random part: its name made valid
+/// (lower-case letters, digits and `-`, at most 44 characters, `sky-` in front when it would
+/// not start with a letter). `render` names clusters with it, so two renders agree.
+///
+/// ```
+/// use skyplan::launch::cluster_name_for_task;
+/// assert_eq!(cluster_name_for_task("My_Task"), "my-task");
+/// assert_eq!(cluster_name_for_task("7b-serve"), "sky-7b-serve");
+/// assert_eq!(cluster_name_for_task("My_Task"), cluster_name_for_task("My_Task"));
+/// ```
+pub fn cluster_name_for_task(task_name: &str) -> String {
     let mut base: String = task_name
         .to_ascii_lowercase()
         .chars()
@@ -81,7 +96,7 @@ pub fn default_cluster_name(task_name: &str) -> String {
     if !base.starts_with(|c: char| c.is_ascii_lowercase()) {
         base = format!("sky-{base}");
     }
-    format!("{}-{:04x}", base.trim_end_matches('-'), fastrand::u16(..))
+    base.trim_end_matches('-').to_string()
 }
 
 /// How [`launch_planned`] names clusters and whether it waits.
@@ -450,12 +465,15 @@ mod tests {
 
     #[test]
     fn default_names_are_valid_cluster_names() {
-        for task in ["My_Task", "train", "123", "---", "a".repeat(80).as_str()] {
-            let name = default_cluster_name(task);
-            assert!(
-                skyplan_providers::check_cluster_name(&name).is_ok(),
-                "{task} -> {name}"
-            );
+        for task in ["My_Task", "train", "123", "---", "", "a".repeat(80).as_str()] {
+            for name in [default_cluster_name(task), cluster_name_for_task(task)] {
+                assert!(
+                    skyplan_providers::check_cluster_name(&name).is_ok(),
+                    "{task} -> {name}"
+                );
+            }
         }
+        assert_eq!(cluster_name_for_task("---"), "sky");
+        assert!(default_cluster_name("train").starts_with("train-"));
     }
 }

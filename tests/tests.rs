@@ -21,6 +21,10 @@ mod launch_local;
 #[cfg(all(feature = "kubesim", feature = "kubernetes"))]
 mod launch_kubernetes;
 
+/// `skyplan render --target kubernetes`: stable names, secrets, labels, placements, `--context`.
+#[cfg(feature = "kubernetes")]
+mod render;
+
 /// `skyplan launch`, `status`, `down`, `check` and `catalog refresh` on AWS: the real SDK
 /// against a local moto, configured only through the standard AWS environment variables.
 #[cfg(feature = "aws-testing")]

@@ -64,7 +64,7 @@ pub enum Command {
     #[cfg(feature = "aws")]
     #[command(subcommand)]
     Catalog(catalog::Command),
-    /// Print the Kubernetes manifests a task becomes (`--target kubernetes`), secrets redacted.
+    /// Print the Kubernetes objects the backend creates for a task (`--target kubernetes`).
     #[cfg(feature = "kubernetes")]
     Render(render::Args),
     /// Run the bundled Kubernetes API simulator (kubesim) in the foreground.

@@ -9,7 +9,8 @@
 //! - [`StateStore`]: clusters, jobs and attempts in SQLite under `SKYPLAN_HOME`.
 //! - [`LocalProvider`] (feature `local`, default): processes on this machine.
 //! - `KubernetesProvider` (feature `kubernetes`): pods on kubeconfig contexts, priced by
-//!   config, with live free capacity; `kubernetes::render_manifests` shows the objects.
+//!   config, with live free capacity; `kubernetes::render_manifests` prints the objects it
+//!   creates (`kubernetes::build_manifests`, one function for both).
 //! - `AwsProvider` (feature `aws`): EC2 instances through `aws-sdk-ec2`, status and logs from
 //!   their console output, spot prices for the catalog overlay; `aws::testing` (feature
 //!   `aws-testing`) runs a local moto with a fault-injecting, instance-emulating proxy.

@@ -15,6 +15,9 @@ mod failover;
 /// The kubernetes backend against kubesim: contract, failover between clusters, render.
 #[cfg(feature = "kubernetes")]
 mod kubernetes;
+/// `render` against the kubernetes backend on kubesim: equal objects, labels, the seed snapshot.
+#[cfg(feature = "kubernetes")]
+mod kubernetes_render;
 /// The local backend end to end: multi-node runs, status, logs, exec, down, secrets.
 mod local;
 /// The state store: concurrent launches and consistency; crash recovery through `down`.

@@ -207,6 +207,94 @@ pub fn instance_type(vcpus: f64, memory_gib: f64, gpu: Option<(&str, f64)>) -> S
     }
 }
 
+/// The sizes an instance type of [`instance_type`] names: `7CPU--27GB--L4:1` → (7, 27,
+/// `Some(("L4", 1))`); `None` for any other name.
+///
+/// ```
+/// # #[cfg(feature = "kubernetes")] {
+/// use skyplan_providers::kubernetes::capacity::parse_instance_type;
+/// assert_eq!(parse_instance_type("7CPU--27GB--L4:1"), Some((7.0, 27.0, Some(("L4".to_string(), 1.0)))));
+/// assert_eq!(parse_instance_type("4CPU--16GB"), Some((4.0, 16.0, None)));
+/// assert_eq!(parse_instance_type("g6.xlarge"), None);
+/// # }
+/// ```
+pub fn parse_instance_type(name: &str) -> Option<(f64, f64, Option<(String, f64)>)> {
+    let mut parts = name.split("--");
+    let number = |text: Option<&str>, suffix: &str| {
+        let value: f64 = text?.strip_suffix(suffix)?.parse().ok()?;
+        (value.is_finite() && value > 0.0).then_some(value)
+    };
+    let vcpus = number(parts.next(), "CPU")?;
+    let memory_gib = number(parts.next(), "GB")?;
+    let gpu = match parts.next() {
+        None => None,
+        Some(gpu) => {
+            let (model, count) = gpu.rsplit_once(':')?;
+            let count: f64 = count.parse().ok()?;
+            if model.is_empty() || !count.is_finite() || count <= 0.0 {
+                return None;
+            }
+            Some((model.to_string(), count))
+        }
+    };
+    parts.next().is_none().then_some((vcpus, memory_gib, gpu))
+}
+
+/// One offer of `context`: a pod of `vcpus` cores and `memory_gib` GiB (and `gpu` = model ×
+/// count), named by [`instance_type`] and priced by `pricing`.
+pub fn slice_offer(
+    context: &str,
+    vcpus: f64,
+    memory_gib: f64,
+    gpu: Option<(&str, f64)>,
+    pricing: &Pricing,
+) -> Offer {
+    Offer {
+        cloud: KUBERNETES.to_string(),
+        region: context.to_string(),
+        zone: None,
+        instance_type: instance_type(vcpus, memory_gib, gpu),
+        accelerator: gpu.map(|(m, _)| m.to_string()),
+        accelerator_count: gpu.map_or(0.0, |(_, c)| c),
+        vcpus: Some(vcpus),
+        memory_gib: Some(memory_gib),
+        accelerator_memory_mib: None,
+        price: Some(pricing.price(
+            gpu.map(|(m, _)| m),
+            gpu.map_or(0.0, |(_, c)| c),
+            vcpus,
+            memory_gib,
+        )),
+        spot_price: None,
+    }
+}
+
+/// The node label GPU pods of `model` require on a context with these nodes: the smallest
+/// `(key, value)` among the labels that name `model` on its nodes (so the same nodes always
+/// give the same label); `None` when no node has `model`. The backend and `render --context`
+/// both choose with this.
+///
+/// ```
+/// # #[cfg(feature = "kubernetes")] {
+/// use skyplan_providers::kubernetes::{GpuLabel, NodeFree, gpu_node_label};
+/// let node = NodeFree {
+///     name: "n".into(),
+///     gpu: Some(GpuLabel { key: "cloud.google.com/gke-accelerator".into(), value: "nvidia-l4".into(), model: "L4".into() }),
+///     gpus: 1.0, cpus: 8.0, memory_gib: 32.0, free_gpus: 1.0, free_cpus: 8.0, free_memory_gib: 32.0,
+/// };
+/// assert_eq!(gpu_node_label(&[node.clone()], "L4"), Some(("cloud.google.com/gke-accelerator".into(), "nvidia-l4".into())));
+/// assert_eq!(gpu_node_label(&[node], "H100"), None);
+/// # }
+/// ```
+pub fn gpu_node_label(nodes: &[NodeFree], model: &str) -> Option<(String, String)> {
+    nodes
+        .iter()
+        .filter_map(|n| n.gpu.as_ref())
+        .filter(|g| g.model == model)
+        .map(|g| (g.key.clone(), g.value.clone()))
+        .min()
+}
+
 /// Offers and capacity rows of one context, from its nodes' free capacity.
 ///
 /// - Per GPU model, one offer per GPU count from 1 to the most GPUs free on a single node (a pod
@@ -231,23 +319,8 @@ pub fn context_offers(
             models.entry(gpu.model.as_str()).or_default().push(node);
         }
     }
-    let offer = |vcpus: f64, memory_gib: f64, gpu: Option<(&str, f64)>| Offer {
-        cloud: KUBERNETES.to_string(),
-        region: context.to_string(),
-        zone: None,
-        instance_type: instance_type(vcpus, memory_gib, gpu),
-        accelerator: gpu.map(|(m, _)| m.to_string()),
-        accelerator_count: gpu.map_or(0.0, |(_, c)| c),
-        vcpus: Some(vcpus),
-        memory_gib: Some(memory_gib),
-        accelerator_memory_mib: None,
-        price: Some(pricing.price(
-            gpu.map(|(m, _)| m),
-            gpu.map_or(0.0, |(_, c)| c),
-            vcpus,
-            memory_gib,
-        )),
-        spot_price: None,
+    let offer = |vcpus: f64, memory_gib: f64, gpu: Option<(&str, f64)>| {
+        slice_offer(context, vcpus, memory_gib, gpu, pricing)
     };
     for (model, model_nodes) in &models {
         let total_free: f64 = model_nodes.iter().map(|n| n.free_gpus).sum();

@@ -4,9 +4,11 @@
 //! - Offers come from live state ([`capacity`]): per context (the offer's region), per GPU model,
 //!   one offer per GPU count that fits a single node now, plus CPU offers, priced by config
 //!   (default 0), and capacity rows with the free GPUs.
-//! - `provision` first checks the live state (a full context answers `InsufficientCapacity` at
-//!   once, without creating anything), then creates the objects of [`render`] — a Secret, one
-//!   Pod per node, Services — and waits until every pod is bound. A `FailedScheduling` for
+//! - `provision` first checks the task's labels and the live state (a full context answers
+//!   `InsufficientCapacity` at once, without creating anything), then creates the objects of
+//!   [`build_manifests`] — a Secret, one Pod per node, Services — for the placement's
+//!   [`PodShape`] and the GPU node label [`gpu_node_label`] picks, the same function and inputs
+//!   `skyplan render` prints (see [`render`]), and waits until every pod is bound. A `FailedScheduling` for
 //!   resources is `InsufficientCapacity` at once; any other reason to stay unbound (a taint, an
 //!   affinity) is `Unschedulable` after `provision_timeout` with the scheduler's message. Either
 //!   way what was created is deleted first, and the launcher blocks the context.
@@ -17,7 +19,9 @@
 
 pub mod capacity;
 pub mod config;
+mod labels;
 pub mod render;
+mod shape;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,9 +36,13 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-pub use capacity::{GpuLabel, NodeFree, context_offers, detect_gpu, fit_error, free_capacity};
+pub use capacity::{
+    GpuLabel, NodeFree, context_offers, detect_gpu, fit_error, free_capacity, gpu_node_label,
+};
 pub use config::{KubernetesConfig, Pricing, kubeconfig_paths};
-pub use render::{Manifests, PodShape, build_manifests, render_manifests};
+pub use labels::{RESERVED_PREFIX, check_labels};
+pub use render::{Manifests, RenderOptions, build_manifests, render_manifests};
+pub use shape::{DEFAULT_GPU_LABEL, PodShape, task_placement};
 
 use crate::{
     CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterState, ClusterStatus, ClusterSummary, JobState,
@@ -269,33 +277,23 @@ impl KubernetesProvider {
     ) -> Result<ClusterHandle, ProviderError> {
         let placement = &request.placement;
         let nodes = self.context_capacity(context).await?;
-        let model = placement
-            .accelerator
-            .as_deref()
-            .filter(|_| placement.accelerator_count > 0.0);
+        let shape = PodShape::for_placement(placement);
+        let model = shape.accelerator.as_deref();
         let gpu_label = match model {
             None => None,
-            Some(model) => {
-                let mut labels: Vec<&GpuLabel> = nodes
-                    .iter()
-                    .filter_map(|n| n.gpu.as_ref())
-                    .filter(|g| g.model == model)
-                    .collect();
-                labels.sort();
-                match labels.first() {
-                    Some(label) => Some((label.key.clone(), label.value.clone())),
-                    None => {
-                        return Err(ProviderError::InsufficientCapacity {
-                            scope: Scope::Zone,
-                            message: format!("context {context} has no {model} nodes"),
-                        });
-                    }
+            Some(model) => match gpu_node_label(&nodes, model) {
+                Some(label) => Some(label),
+                None => {
+                    return Err(ProviderError::InsufficientCapacity {
+                        scope: Scope::Zone,
+                        message: format!("context {context} has no {model} nodes"),
+                    });
                 }
-            }
+            },
         };
-        let vcpus = placement.vcpus.unwrap_or(0.0);
-        let memory = placement.memory_gib.unwrap_or(0.0);
-        if let Some(reason) = fit_error(&nodes, model, placement.accelerator_count, vcpus, memory) {
+        let vcpus = shape.vcpus.unwrap_or(0.0);
+        let memory = shape.memory_gib.unwrap_or(0.0);
+        if let Some(reason) = fit_error(&nodes, model, shape.gpus, vcpus, memory) {
             let free: f64 = nodes
                 .iter()
                 .filter(|n| model.is_some_and(|m| n.gpu.as_ref().is_some_and(|g| g.model == m)))
@@ -310,13 +308,7 @@ impl KubernetesProvider {
                 message: format!("context {context}: {reason} (live state{what})"),
             });
         }
-        let shape = PodShape {
-            accelerator: model.map(str::to_string),
-            gpus: placement.accelerator_count,
-            vcpus: placement.vcpus,
-            memory_gib: placement.memory_gib,
-            gpu_label,
-        };
+        let shape = shape.with_gpu_label(gpu_label);
         let mut task = request.task.clone();
         task.num_nodes = placement.num_nodes.max(task.num_nodes).max(1);
         let manifests = build_manifests(
@@ -325,7 +317,6 @@ impl KubernetesProvider {
             self.config.namespace(),
             &shape,
             Some(&request.request_id),
-            true,
         )?;
         let client = self.client(context).await?;
         let namespace = self.config.namespace();
@@ -627,6 +618,7 @@ impl Provider for KubernetesProvider {
             });
         }
         self.capabilities().check(KUBERNETES, &request.task, placement)?;
+        check_labels(&request.task.labels)?;
         let context = placement.region.as_str();
         if !self.clients.contains_key(context) {
             return Err(ProviderError::InvalidRequest {

@@ -1,15 +1,44 @@
 //! The Kubernetes objects a task becomes, as pure functions: a Secret for its secrets, one Pod
 //! per node (GPU request, node affinity on the GPU label, CPU/memory requests, a memory
-//! `emptyDir` at `/dev/shm`, node variables, labels naming the cluster), a Service for its ports
-//! and, for multi-node tasks, a headless Service that gives the pods stable DNS names. The
-//! backend creates exactly these objects; `skyplan render` prints them as YAML with secret
-//! values replaced by `<redacted>`.
+//! `emptyDir` at `/dev/shm`, node variables, labels naming the cluster and the task's `labels`),
+//! a Service for its ports and, for multi-node tasks, a headless Service that gives the pods
+//! stable DNS names.
+//!
+//! # One function, so that `render` shows what `launch` creates
+//!
+//! [`build_manifests`] is the only place these objects are made: the backend's `provision`
+//! creates its output and [`render_manifests`] prints it. Its inputs decide every object, and
+//! nothing else is read (no clock, no randomness, no live state):
+//!
+//! - the [`TaskRun`]: commands, envs, secrets, image, ports, `labels`, nodes. Both take it for
+//!   the resource alternative of their placement ([`TaskRun::for_alternative`]).
+//! - the cluster name and the namespace. `render` takes `-c NAME` or derives the name from the
+//!   task's name without a random part, so that two renders agree.
+//! - the [`PodShape`]: accelerator × count, vCPUs and memory through one conversion,
+//!   [`PodShape::for_placement`], plus the GPU node label. The backend converts the placement it
+//!   is handed and takes the label that [`gpu_node_label`](super::gpu_node_label) picks from the
+//!   context's nodes. `render` converts an explicit placement (a Kubernetes instance type such
+//!   as `8CPU--32GB--L4:1`, or the one planned on `--context`'s live offers) or, with neither,
+//!   the task's first alternative ([`PodShape::for_task`]); with `--context` it picks the label
+//!   by the same rule from the same nodes, offline it has none and the affinity uses
+//!   [`DEFAULT_GPU_LABEL`](super::DEFAULT_GPU_LABEL) (`skypilot.co/accelerator`).
+//! - the request id, an annotation that makes `provision` idempotent. A launch makes one per
+//!   attempt; `render` leaves it out unless given one ([`RenderOptions::request_id`]).
+//!
+//! So the same task, name and shape inputs give the identical Pod; a kubesim test creates a
+//! cluster through the backend and compares each created object with the rendered one.
+//!
+//! Printing differs from creating in secrets only: unless [`RenderOptions::include_secrets`],
+//! the Secret is left out (the Pod still refers to it by name), a comment says how to create it
+//! (keys only), and secret values written literally into `setup`/`run` are scrubbed.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use skyplan_optimizer::spec::SecretString;
 
+use super::labels::check_labels;
+pub use super::shape::PodShape;
 use crate::{CLUSTER_LABEL, ProviderError, TaskRun, node_variables};
 
 /// Label with the node rank on every pod.
@@ -25,58 +54,15 @@ pub const CONTAINER: &str = "task";
 /// Placeholder for secret values in rendered output.
 pub const REDACTED: &str = "<redacted>";
 
-/// What each pod asks for: the placement's shape and, for GPUs, the node label to require.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PodShape {
-    /// Canonical accelerator name.
-    pub accelerator: Option<String>,
-    /// GPUs per pod.
-    pub gpus: f64,
-    /// CPU cores per pod.
-    pub vcpus: Option<f64>,
-    /// Memory per pod, GiB.
-    pub memory_gib: Option<f64>,
-    /// Required node label `(key, value)` for the GPU model, e.g.
-    /// `("cloud.google.com/gke-accelerator", "nvidia-l4")`. Without it (rendering offline) the
-    /// affinity uses `skypilot.co/accelerator` = the lower-case model name.
-    pub gpu_label: Option<(String, String)>,
-}
-
-impl PodShape {
-    /// The shape a task asks for in its first resource alternative (offline: no live node
-    /// labels, so the GPU affinity uses `skypilot.co/accelerator`).
-    ///
-    /// ```
-    /// # #[cfg(feature = "kubernetes")] {
-    /// use skyplan_optimizer::spec::parse_task_str;
-    /// let pipeline = parse_task_str("resources:\n  accelerators: L4:1\n  cpus: 4+\nrun: x\n", "t.yaml").unwrap();
-    /// let shape = skyplan_providers::kubernetes::PodShape::for_task(&pipeline.tasks[0]);
-    /// assert_eq!((shape.accelerator.as_deref(), shape.gpus, shape.vcpus), (Some("L4"), 1.0, Some(4.0)));
-    /// # }
-    /// ```
-    pub fn for_task(spec: &skyplan_optimizer::spec::TaskSpec) -> Self {
-        let alternatives = spec.alternatives();
-        let Some(first) = alternatives.requests.first() else {
-            return PodShape::default();
-        };
-        let (accelerator, gpus) = match &first.accelerator {
-            Some((name, count)) => (
-                Some(
-                    skyplan_catalog::canonical_accelerator_with_memory(name, None)
-                        .unwrap_or_else(|| name.clone()),
-                ),
-                *count,
-            ),
-            None => (None, 0.0),
-        };
-        PodShape {
-            accelerator,
-            gpus,
-            vcpus: first.cpus.map(|a| a.value),
-            memory_gib: first.memory.map(|a| a.value),
-            gpu_label: None,
-        }
-    }
+/// How [`render_manifests`] prints a cluster's objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// Print the Secret with the real values. Off: the Secret is left out, with a comment on how
+    /// to create it (keys only), and secret values are scrubbed from every other object.
+    pub include_secrets: bool,
+    /// The request id annotation a launch puts on every object (left out when `None`: a render is
+    /// no provision request, and objects applied from it are not taken for a launch's).
+    pub request_id: Option<String>,
 }
 
 /// Every object of one cluster, as JSON values in creation order.
@@ -159,19 +145,21 @@ fn memory_quantity(gib: f64) -> String {
     }
 }
 
-/// Builds every object of `cluster` running `task` in `namespace` with pods shaped by `shape`.
-/// With `reveal_secrets` false, secret values are `<redacted>` and secrets written literally into
-/// `setup`/`run` are scrubbed (for showing); the backend passes true to create the objects.
+/// Builds every object of `cluster` running `task` in `namespace` with pods shaped by `shape`,
+/// secret values included: what the backend creates, and what [`render_manifests`] prints. Every
+/// object carries [`CLUSTER_LABEL`] and the task's `labels` (checked with
+/// [`check_labels`](super::check_labels)); `request_id`, when given, is annotated on each.
 pub fn build_manifests(
     task: &TaskRun,
     cluster: &str,
     namespace: &str,
     shape: &PodShape,
     request_id: Option<&str>,
-    reveal_secrets: bool,
 ) -> Result<Manifests, ProviderError> {
+    check_labels(&task.labels)?;
     let nodes = task.num_nodes.max(1);
-    let labels = |rank: Option<u32>| {
+    // What selects the pods: the cluster label, and the rank for the head pod.
+    let selector = |rank: Option<u32>| {
         let mut labels = BTreeMap::from([(CLUSTER_LABEL.to_string(), cluster.to_string())]);
         if let Some(rank) = rank {
             labels.insert(RANK_LABEL.to_string(), rank.to_string());
@@ -181,7 +169,9 @@ pub fn build_manifests(
     let annotations =
         request_id.map(|id| BTreeMap::from([(REQUEST_ID_ANNOTATION.to_string(), id.to_string())]));
     let metadata = |name: String, rank: Option<u32>| {
-        let mut meta = json!({"name": name, "namespace": namespace, "labels": labels(rank)});
+        let mut labels = task.labels.clone();
+        labels.extend(selector(rank));
+        let mut meta = json!({"name": name, "namespace": namespace, "labels": labels});
         if let Some(annotations) = &annotations {
             meta["annotations"] = json!(annotations);
         }
@@ -192,16 +182,7 @@ pub fn build_manifests(
         let data: BTreeMap<&str, &str> = task
             .secrets
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str(),
-                    if reveal_secrets {
-                        SecretString::expose(v)
-                    } else {
-                        REDACTED
-                    },
-                )
-            })
+            .map(|(k, v)| (k.as_str(), SecretString::expose(v)))
             .collect();
         json!({
             "apiVersion": "v1",
@@ -222,15 +203,11 @@ pub fn build_manifests(
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": metadata(headless_name(cluster), None),
-            "spec": {"clusterIP": "None", "selector": labels(None), "publishNotReadyAddresses": true},
+            "spec": {"clusterIP": "None", "selector": selector(None), "publishNotReadyAddresses": true},
         })
     });
 
-    let script = if reveal_secrets {
-        pod_script(task)
-    } else {
-        task.redact(&pod_script(task))
-    };
+    let script = pod_script(task);
     let image = task.docker_image().unwrap_or(DEFAULT_IMAGE);
     let mut ports: Vec<u16> = Vec::new();
     for range in &task.ports {
@@ -302,13 +279,9 @@ pub fn build_manifests(
             spec["hostname"] = json!(pod_name(cluster, rank));
             spec["subdomain"] = json!(headless_name(cluster));
         }
-        if let Some(model) = &shape.accelerator
-            && gpus > 0
+        if gpus > 0
+            && let Some((key, value)) = shape.affinity_label()
         {
-            let (key, value) = shape
-                .gpu_label
-                .clone()
-                .unwrap_or_else(|| ("skypilot.co/accelerator".to_string(), model.to_ascii_lowercase()));
             spec["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
                 "nodeSelectorTerms": [{"matchExpressions": [{"key": key, "operator": "In", "values": [value]}]}]}}});
             // GPU nodes are commonly tainted so that only GPU pods land there.
@@ -326,14 +299,13 @@ pub fn build_manifests(
     }
 
     let service = (!ports.is_empty()).then(|| {
-        let selector = labels(Some(0));
         json!({
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": metadata(cluster.to_string(), None),
             "spec": {
                 "type": "ClusterIP",
-                "selector": selector,
+                "selector": selector(Some(0)),
                 "ports": ports.iter().map(|p| json!({"name": format!("port-{p}"), "port": p, "targetPort": p, "protocol": "TCP"})).collect::<Vec<_>>(),
             },
         })
@@ -346,15 +318,26 @@ pub fn build_manifests(
     })
 }
 
-/// The manifests of [`build_manifests`] as multi-document YAML that `kubectl apply -f -`
-/// accepts, secret values redacted.
+/// The objects of [`build_manifests`] (request id from `options`) as multi-document YAML that
+/// `kubectl apply -f -` accepts, after comment lines naming the cluster and the pods' shape.
+/// Unless `options.include_secrets`, the Secret is left out: a comment gives the
+/// `kubectl create secret` line with its keys (never values), and secret values are scrubbed
+/// from the other objects.
 ///
 /// ```
 /// # #[cfg(feature = "kubernetes")] {
+/// use skyplan_optimizer::spec::SecretString;
 /// use skyplan_providers::TaskRun;
-/// use skyplan_providers::kubernetes::{PodShape, render_manifests};
-/// let yaml = render_manifests(&TaskRun::command("hi", "echo hi"), "hi", "default", &PodShape::default()).unwrap();
+/// use skyplan_providers::kubernetes::{PodShape, RenderOptions, render_manifests};
+/// let mut task = TaskRun::command("hi", "echo hi");
+/// task.secrets.insert("HF_TOKEN".into(), SecretString::new("hf_abc"));
+/// let yaml = render_manifests(&task, "hi", "default", &PodShape::default(), &RenderOptions::default()).unwrap();
 /// assert!(yaml.contains("kind: Pod") && yaml.contains("skyplan.dev/cluster: hi"));
+/// assert!(!yaml.contains("kind: Secret") && !yaml.contains("hf_abc"));
+/// assert!(yaml.contains("kubectl create secret generic hi-secrets --namespace default --from-literal=HF_TOKEN=..."));
+/// let options = RenderOptions { include_secrets: true, ..Default::default() };
+/// let yaml = render_manifests(&task, "hi", "default", &PodShape::default(), &options).unwrap();
+/// assert!(yaml.contains("kind: Secret") && yaml.contains("HF_TOKEN: hf_abc"));
 /// # }
 /// ```
 pub fn render_manifests(
@@ -362,10 +345,34 @@ pub fn render_manifests(
     cluster: &str,
     namespace: &str,
     shape: &PodShape,
+    options: &RenderOptions,
 ) -> Result<String, ProviderError> {
-    let manifests = build_manifests(task, cluster, namespace, shape, None, false)?;
+    let mut manifests = build_manifests(task, cluster, namespace, shape, options.request_id.as_deref())?;
     let mut out =
-        format!("# Kubernetes objects skyplan creates for cluster {cluster:?} (secret values redacted).\n");
+        format!("# Kubernetes objects skyplan creates for cluster {cluster:?} in namespace {namespace:?}.\n");
+    let nodes = match shape.affinity_label() {
+        Some((key, value)) => format!(", on nodes labeled {key}={value}"),
+        None => String::new(),
+    };
+    out.push_str(&format!("# Each pod: {}{nodes}.\n", shape.summary()));
+    if !options.include_secrets {
+        if manifests.secret.take().is_some() {
+            out.push_str(&secret_comment(task, cluster, namespace));
+        }
+        let values = task.secret_values();
+        if !values.is_empty() {
+            for object in manifests
+                .headless
+                .iter_mut()
+                .chain(&mut manifests.pods)
+                .chain(&mut manifests.service)
+            {
+                scrub(object, task);
+            }
+        }
+    } else if manifests.secret.is_some() {
+        out.push_str("# The Secret below holds the secret values: keep this output private.\n");
+    }
     for object in manifests.objects() {
         let yaml = serde_saphyr::to_string(object).map_err(|err| ProviderError::InvalidRequest {
             message: format!("rendering manifests: {err}"),
@@ -379,36 +386,108 @@ pub fn render_manifests(
     Ok(out)
 }
 
+/// The comment that stands in for a Secret left out: how to create and label it, keys only.
+fn secret_comment(task: &TaskRun, cluster: &str, namespace: &str) -> String {
+    let name = secret_name(cluster);
+    let keys: Vec<&str> = task.secrets.keys().map(String::as_str).collect();
+    let literals: Vec<String> = keys.iter().map(|k| format!("--from-literal={k}=...")).collect();
+    let mut labels = task.labels.clone();
+    labels.insert(CLUSTER_LABEL.to_string(), cluster.to_string());
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "# Secret {name} ({}) is left out so that no secret value is printed; the pods read it by name.\n\
+         # Create it before applying (the label lets `skyplan down` delete it):\n\
+         #   kubectl create secret generic {name} --namespace {namespace} {}\n\
+         #   kubectl label secret {name} --namespace {namespace} {}\n",
+        keys.join(", "),
+        literals.join(" "),
+        labels.join(" ")
+    )
+}
+
+/// Replaces the task's secret values in every string of `value` with `<redacted>`.
+fn scrub(value: &mut Value, task: &TaskRun) {
+    match value {
+        Value::String(text) => *text = task.redact(text),
+        Value::Array(items) => items.iter_mut().for_each(|item| scrub(item, task)),
+        Value::Object(map) => map.values_mut().for_each(|item| scrub(item, task)),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn secrets_are_references_and_redacted_when_shown() {
-        let mut task = TaskRun::command("t", "echo $HF_TOKEN");
+    fn secrets_are_references_and_left_out_when_shown() {
+        let mut task = TaskRun::command("t", "echo $HF_TOKEN; login hf_real");
         task.secrets
             .insert("HF_TOKEN".into(), SecretString::new("hf_real"));
         task.envs.insert("MODEL".into(), "gemma".into());
-        let shown = build_manifests(&task, "c", "default", &PodShape::default(), None, false).expect("ok");
-        assert!(!shown.objects().iter().any(|o| o.to_string().contains("hf_real")));
-        let real =
-            build_manifests(&task, "c", "default", &PodShape::default(), Some("r1"), true).expect("ok");
-        let secret = real.secret.expect("secret");
+        let real = build_manifests(&task, "c", "default", &PodShape::default(), Some("r1")).expect("ok");
+        let secret = real.secret.as_ref().expect("secret");
         assert_eq!(secret["stringData"]["HF_TOKEN"], "hf_real");
-        let pod = real.pods[0].to_string();
+        let pod = real.pods[0]["spec"]["containers"][0]["env"].to_string();
         assert!(!pod.contains("hf_real"), "{pod}");
         assert!(pod.contains("secretKeyRef"), "{pod}");
         assert_eq!(
             real.pods[0]["metadata"]["annotations"][REQUEST_ID_ANNOTATION],
             "r1"
         );
+
+        let shown =
+            render_manifests(&task, "c", "ns", &PodShape::default(), &RenderOptions::default()).expect("ok");
+        assert!(
+            !shown.contains("hf_real") && !shown.contains("kind: Secret"),
+            "{shown}"
+        );
+        assert!(shown.contains("login <redacted>"), "{shown}");
+        assert!(
+            shown.contains(
+                "#   kubectl create secret generic c-secrets --namespace ns --from-literal=HF_TOKEN=...\n"
+            ) && shown.contains("#   kubectl label secret c-secrets --namespace ns skyplan.dev/cluster=c\n"),
+            "{shown}"
+        );
+        assert!(!shown.contains(REQUEST_ID_ANNOTATION), "{shown}");
+        let options = RenderOptions {
+            include_secrets: true,
+            request_id: Some("r1".into()),
+        };
+        let full = render_manifests(&task, "c", "ns", &PodShape::default(), &options).expect("ok");
+        assert!(
+            full.contains("HF_TOKEN: hf_real") && full.contains("login hf_real"),
+            "{full}"
+        );
+        assert!(full.contains("skyplan.dev/request-id: r1"), "{full}");
+    }
+
+    #[test]
+    fn task_labels_are_on_every_object_but_not_in_selectors() {
+        let mut task = TaskRun::command("t", "echo");
+        task.num_nodes = 2;
+        task.ports = vec![skyplan_optimizer::spec::PortRange::single(8000)];
+        task.secrets.insert("TOKEN".into(), SecretString::new("x"));
+        task.labels.insert("team".into(), "ml".into());
+        let m = build_manifests(&task, "lab", "default", &PodShape::default(), None).expect("ok");
+        for object in m.objects() {
+            assert_eq!(object["metadata"]["labels"]["team"], "ml", "{object}");
+            assert_eq!(object["metadata"]["labels"][CLUSTER_LABEL], "lab", "{object}");
+        }
+        for service in m.headless.iter().chain(&m.service) {
+            assert!(service["spec"]["selector"].get("team").is_none(), "{service}");
+        }
+        task.labels.insert("bad key".into(), "x".into());
+        let err =
+            build_manifests(&task, "lab", "default", &PodShape::default(), None).expect_err("bad label");
+        assert!(err.to_string().contains("label bad key=x"), "{err}");
     }
 
     #[test]
     fn multi_node_pods_know_their_peers() {
         let mut task = TaskRun::command("t", "echo");
         task.num_nodes = 2;
-        let m = build_manifests(&task, "mn", "default", &PodShape::default(), None, true).expect("ok");
+        let m = build_manifests(&task, "mn", "default", &PodShape::default(), None).expect("ok");
         assert_eq!(m.pods.len(), 2);
         assert!(m.headless.is_some());
         let env = m.pods[1]["spec"]["containers"][0]["env"]
@@ -421,6 +500,31 @@ mod tests {
             get("SKYPLAN_NODE_IPS"),
             Some(json!("mn-0.mn-nodes\nmn-1.mn-nodes"))
         );
+    }
+
+    #[test]
+    fn gpu_affinity_uses_the_given_label_else_the_default() {
+        let task = TaskRun::command("t", "echo");
+        let shape = PodShape {
+            accelerator: Some("L4".into()),
+            gpus: 1.0,
+            ..Default::default()
+        };
+        let affinity = |shape: &PodShape| {
+            let m = build_manifests(&task, "g", "default", shape, None).expect("ok");
+            m.pods[0]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+                ["nodeSelectorTerms"][0]["matchExpressions"][0]
+                .clone()
+        };
+        assert_eq!(
+            affinity(&shape),
+            json!({"key": "skypilot.co/accelerator", "operator": "In", "values": ["l4"]})
+        );
+        let labeled = shape.with_gpu_label(Some((
+            "cloud.google.com/gke-accelerator".into(),
+            "nvidia-l4".into(),
+        )));
+        assert_eq!(affinity(&labeled)["key"], "cloud.google.com/gke-accelerator");
     }
 
     #[test]

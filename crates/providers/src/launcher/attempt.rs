@@ -2,7 +2,7 @@
 //! and on a failover-able error block the right scope, re-solve (launched tasks pinned) and try
 //! the next place. Transient errors are retried in place with bounded backoff and jitter.
 
-use skyplan_optimizer::{Placement, solve};
+use skyplan_optimizer::solve;
 
 use super::events::{Attempt, LaunchEvent, Progress};
 use super::{LaunchError, LaunchOutcome, Launcher, PipelineRun, TaskProgress, check_cluster_name, unix_now};
