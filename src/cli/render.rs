@@ -219,10 +219,10 @@ fn placements(
                     pipeline.tasks.len()
                 );
             }
-            let (vcpus, memory_gib, gpu) = parse_instance_type(name).with_context(|| {
+            let size = parse_instance_type(name).with_context(|| {
                 format!("--instance-type {name}: not a Kubernetes instance type such as 8CPU--32GB--L4:1 or 4CPU--16GB")
             })?;
-            let gpu = gpu.map(|(model, count)| {
+            let gpu = size.gpu.map(|(model, count)| {
                 let canonical = skyplan::catalog::canonical_accelerator_with_memory(&model, None);
                 (canonical.unwrap_or(model), count)
             });
@@ -232,7 +232,13 @@ fn placements(
             };
             let pricing = live.map(|l| l.pricing.clone()).unwrap_or_default();
             let gpu = gpu.as_ref().map(|(m, c)| (m.as_str(), *c));
-            Catalog::from_offers(vec![slice_offer(&context, vcpus, memory_gib, gpu, &pricing)])
+            Catalog::from_offers(vec![slice_offer(
+                &context,
+                size.vcpus,
+                size.memory_gib,
+                gpu,
+                &pricing,
+            )])
         }
         (None, Some(live)) => {
             Catalog::from_offers(context_offers(&live.context, &live.nodes, &live.pricing).0)

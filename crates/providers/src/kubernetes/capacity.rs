@@ -207,18 +207,30 @@ pub fn instance_type(vcpus: f64, memory_gib: f64, gpu: Option<(&str, f64)>) -> S
     }
 }
 
-/// The sizes an instance type of [`instance_type`] names: `7CPU--27GB--L4:1` → (7, 27,
-/// `Some(("L4", 1))`); `None` for any other name.
+/// The sizes a Kubernetes instance type (as [`instance_type`] names it) stands for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SliceSize {
+    /// CPU cores.
+    pub vcpus: f64,
+    /// Memory, GiB.
+    pub memory_gib: f64,
+    /// GPU model and count.
+    pub gpu: Option<(String, f64)>,
+}
+
+/// The sizes an instance type of [`instance_type`] names: `7CPU--27GB--L4:1` → 7 cores, 27 GiB
+/// and one L4; `None` for any other name.
 ///
 /// ```
 /// # #[cfg(feature = "kubernetes")] {
-/// use skyplan_providers::kubernetes::capacity::parse_instance_type;
-/// assert_eq!(parse_instance_type("7CPU--27GB--L4:1"), Some((7.0, 27.0, Some(("L4".to_string(), 1.0)))));
-/// assert_eq!(parse_instance_type("4CPU--16GB"), Some((4.0, 16.0, None)));
+/// use skyplan_providers::kubernetes::capacity::{SliceSize, parse_instance_type};
+/// let size = parse_instance_type("7CPU--27GB--L4:1").unwrap();
+/// assert_eq!((size.vcpus, size.memory_gib, size.gpu), (7.0, 27.0, Some(("L4".to_string(), 1.0))));
+/// assert_eq!(parse_instance_type("4CPU--16GB"), Some(SliceSize { vcpus: 4.0, memory_gib: 16.0, gpu: None }));
 /// assert_eq!(parse_instance_type("g6.xlarge"), None);
 /// # }
 /// ```
-pub fn parse_instance_type(name: &str) -> Option<(f64, f64, Option<(String, f64)>)> {
+pub fn parse_instance_type(name: &str) -> Option<SliceSize> {
     let mut parts = name.split("--");
     let number = |text: Option<&str>, suffix: &str| {
         let value: f64 = text?.strip_suffix(suffix)?.parse().ok()?;
@@ -237,7 +249,11 @@ pub fn parse_instance_type(name: &str) -> Option<(f64, f64, Option<(String, f64)
             Some((model.to_string(), count))
         }
     };
-    parts.next().is_none().then_some((vcpus, memory_gib, gpu))
+    parts.next().is_none().then_some(SliceSize {
+        vcpus,
+        memory_gib,
+        gpu,
+    })
 }
 
 /// One offer of `context`: a pod of `vcpus` cores and `memory_gib` GiB (and `gpu` = model ×
