@@ -106,6 +106,8 @@ fn two_node_spot_launch_runs_with_ranks_ips_ports_and_down_leaves_nothing() {
     run.ports = vec![PortRange::single(8000)];
     run.secrets
         .insert("HF_TOKEN".into(), SecretString::new("hf_very_secret"));
+    run.labels.insert("example.com/team".into(), "ml".into());
+    run.disk_size_gb = Some(256);
     let request = LaunchRequest {
         cluster: "spot2".into(),
         task: pinned("train", "m6i.xlarge", 2, true),
@@ -132,6 +134,22 @@ fn two_node_spot_launch_runs_with_ranks_ips_ports_and_down_leaves_nothing() {
         "ports need a security group: {:?}",
         run_call.params
     );
+    // `disk_size` sizes the image's root device; labels are tags (`/` as `:`) on every resource.
+    let param = |key: &str| run_call.params.get(key).map(String::as_str);
+    assert_eq!(param("BlockDeviceMapping.1.Ebs.VolumeSize"), Some("256"));
+    assert_eq!(param("BlockDeviceMapping.1.Ebs.VolumeType"), Some("gp3"));
+    assert!(param("BlockDeviceMapping.1.DeviceName").is_some_and(|d| d.starts_with("/dev/")));
+    for spec in 1..=2 {
+        let label = (1..=10)
+            .find(|n| param(&format!("TagSpecification.{spec}.Tag.{n}.Key")) == Some("example.com:team"));
+        let value = label.and_then(|n| param(&format!("TagSpecification.{spec}.Tag.{n}.Value")));
+        assert_eq!(
+            value,
+            Some("ml"),
+            "tag specification {spec}: {:?}",
+            run_call.params
+        );
+    }
     let status = rt.block_on(wait_job(aws.as_ref(), "spot2", 1));
     assert_eq!(status.state, ClusterState::Up);
     assert_eq!(status.jobs[0].state, JobState::Succeeded);
@@ -369,4 +387,25 @@ fn spot_prices_come_back_as_an_overlay_with_zone_ids() {
     let mut catalog = aws_catalog();
     let changed = catalog.apply_spot_prices(&rows);
     assert_eq!(changed, 2, "both us-east-1 offers get moto's price");
+}
+
+#[test]
+fn bad_labels_are_refused_before_anything_is_created() {
+    let testbed = testbed();
+    let aws = provider(&testbed);
+    let mut run = TaskRun::command("t", "true");
+    run.labels.insert("aws:owner".into(), "me".into());
+    run.ports = vec![PortRange::single(8000)];
+    let request = ProvisionRequest {
+        cluster: "badlabel".into(),
+        request_id: "r-badlabel".into(),
+        placement: placement("aws", "us-east-1", None, "m6i.xlarge"),
+        task: run,
+    };
+    let err = runtime()
+        .block_on(aws.provision(&request))
+        .expect_err("aws: keys are AWS's");
+    assert!(err.to_string().contains("label aws:owner=me"), "{err}");
+    assert!(testbed.calls("CreateSecurityGroup").is_empty());
+    assert!(testbed.calls("RunInstances").is_empty());
 }

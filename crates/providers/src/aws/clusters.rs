@@ -1,0 +1,195 @@
+//! Clusters that exist: their instances found by the cluster tag (in one region or any), listed,
+//! their job's status read from consoles, and deleted with their security groups.
+
+use super::*;
+
+impl AwsProvider {
+    /// Live instances carrying the cluster's tag in `region`.
+    pub(super) async fn cluster_instances(
+        &self,
+        region: &str,
+        cluster: &str,
+    ) -> Result<Vec<Instance>, ProviderError> {
+        let filters = vec![cluster_filter(cluster), live_state_filter()];
+        let mut instances = self.describe_instances(region, filters).await?;
+        instances.sort_by_key(|i| i.ami_launch_index().unwrap_or(0));
+        Ok(instances)
+    }
+
+    pub(super) async fn describe_instances(
+        &self,
+        region: &str,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<Instance>, ProviderError> {
+        describe_instances(&self.client(region).await, region, filters).await
+    }
+
+    /// The region holding `cluster`'s instances, and the instances by rank.
+    pub(super) async fn find_cluster(
+        &self,
+        cluster: &str,
+    ) -> Result<Option<(String, Vec<Instance>)>, ProviderError> {
+        let cached = lock(&self.cluster_regions).get(cluster).cloned();
+        if let Some(region) = cached {
+            let instances = self.cluster_instances(&region, cluster).await?;
+            if !instances.is_empty() {
+                return Ok(Some((region, instances)));
+            }
+        }
+        let regions = self.regions().await?;
+        let answers = futures::future::join_all(
+            regions
+                .iter()
+                .map(|region| async move { (region, self.cluster_instances(region, cluster).await) }),
+        )
+        .await;
+        for (region, answer) in answers {
+            let instances = answer?;
+            if !instances.is_empty() {
+                lock(&self.cluster_regions).insert(cluster.to_string(), region.clone());
+                return Ok(Some((region.clone(), instances)));
+            }
+        }
+        Ok(None)
+    }
+
+    pub(super) async fn console(&self, region: &str, instance_id: &str) -> Result<String, ProviderError> {
+        console_output(&self.client(region).await, region, instance_id).await
+    }
+
+    /// Terminates the cluster's instances in `region`, waits for them to end (bounded), then
+    /// deletes its security groups. Whether anything was there.
+    pub(super) async fn delete_in(&self, region: &str, cluster: &str) -> Result<bool, ProviderError> {
+        let instances = self.cluster_instances(region, cluster).await?;
+        let groups = self.security_groups(region, Some(cluster)).await?;
+        if instances.is_empty() && groups.is_empty() {
+            return Ok(false);
+        }
+        let client = self.client(region).await;
+        let ids: Vec<String> = instances
+            .iter()
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect();
+        if !ids.is_empty() {
+            client
+                .terminate_instances()
+                .set_instance_ids(Some(ids))
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(region, "TerminateInstances", e))?;
+        }
+        let deadline = Instant::now() + self.settings.teardown_wait;
+        for (group, _) in groups {
+            loop {
+                match client.delete_security_group().group_id(&group).send().await {
+                    Ok(_) => break,
+                    Err(err) if err.code() == Some("InvalidGroup.NotFound") => break,
+                    // Instances that are still shutting down keep their group in use.
+                    Err(err) if err.code() == Some("DependencyViolation") && Instant::now() < deadline => {
+                        tokio::time::sleep(self.settings.poll_interval.min(Duration::from_secs(5))).await;
+                    }
+                    Err(err) => return Err(map_sdk_error(region, "DeleteSecurityGroup", err)),
+                }
+            }
+        }
+        lock(&self.cluster_regions).remove(cluster);
+        Ok(true)
+    }
+
+    /// The summary of every cluster tagged in `region`.
+    pub(super) async fn list_in(&self, region: &str) -> Result<Vec<ClusterSummary>, ProviderError> {
+        let instances = self
+            .describe_instances(region, vec![any_cluster_filter(), live_state_filter()])
+            .await?;
+        let mut tagged: Vec<BTreeMap<String, String>> = instances.iter().map(|i| tag_map(i.tags())).collect();
+        tagged.extend(
+            self.security_groups(region, None)
+                .await?
+                .into_iter()
+                .map(|(_, tags)| tags),
+        );
+        let mut found: BTreeMap<String, ClusterSummary> = BTreeMap::new();
+        for tags in tagged {
+            let Some(name) = tags.get(CLUSTER_TAG).cloned() else {
+                continue;
+            };
+            let entry = found.entry(name.clone()).or_insert_with(|| ClusterSummary {
+                name,
+                provider: AWS.to_string(),
+                region: region.to_string(),
+                request_id: None,
+                labels: BTreeMap::new(),
+            });
+            if entry.request_id.is_none() {
+                entry.request_id = tags.get(REQUEST_TAG).cloned();
+            }
+            for (key, value) in tags {
+                if let Some(label) = key.strip_prefix("skyplan.dev:")
+                    && key != NODE_IPS_TAG
+                {
+                    entry.labels.insert(format!("skyplan.dev/{label}"), value);
+                }
+            }
+        }
+        Ok(found.into_values().collect())
+    }
+
+    /// Job 1's status from the nodes' consoles.
+    pub(super) async fn job_status(
+        &self,
+        region: &str,
+        instances: &[Instance],
+    ) -> Result<JobStatus, ProviderError> {
+        let consoles = futures::future::join_all(instances.iter().map(|i| async move {
+            match i.instance_id() {
+                Some(id) if state_of(i) == Some(InstanceStateName::Running) => {
+                    self.console(region, id).await.map(Some)
+                }
+                _ => Ok(None),
+            }
+        }))
+        .await;
+        let mut node_exit_codes = Vec::new();
+        let mut lost = false;
+        for (instance, console) in instances.iter().zip(consoles) {
+            let code = console?.and_then(|text| parse_console(&text, 1).exit_code);
+            if code.is_none()
+                && matches!(
+                    state_of(instance),
+                    Some(InstanceStateName::Stopping | InstanceStateName::Stopped)
+                )
+            {
+                lost = true;
+            }
+            node_exit_codes.push(code);
+        }
+        let all_running = instances
+            .iter()
+            .all(|i| state_of(i) == Some(InstanceStateName::Running));
+        let finished = node_exit_codes.iter().all(Option::is_some);
+        let failed_code = node_exit_codes.iter().flatten().copied().find(|c| *c != 0);
+        let (state, exit_code) = if finished {
+            match failed_code {
+                Some(code) => (JobState::Failed, Some(code)),
+                None => (JobState::Succeeded, Some(0)),
+            }
+        } else if lost {
+            (JobState::Failed, None)
+        } else if all_running {
+            (JobState::Running, None)
+        } else {
+            (JobState::Pending, None)
+        };
+        Ok(JobStatus {
+            id: 1,
+            name: instances
+                .first()
+                .and_then(|i| tag_value(i.tags(), TASK_TAG))
+                .unwrap_or("task")
+                .to_string(),
+            state,
+            exit_code,
+            node_exit_codes,
+        })
+    }
+}
