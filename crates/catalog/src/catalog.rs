@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use rust_decimal::Decimal;
 
-use crate::load::{LoadReport, parse_offers};
+use crate::load::parse_offers;
+use crate::rows::LoadReport;
 use crate::{Amount, CatalogError, Offer, canonical_accelerator, closest_accelerator};
 
 /// File names in a catalog directory that are not offer lists.

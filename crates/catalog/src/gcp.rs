@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use rust_decimal::Decimal;
 
 use crate::Offer;
-use crate::load::{LoadReport, Row};
+use crate::rows::{LoadReport, Row};
 
 /// Machine types that carry a fixed accelerator set: (accelerator, count, machine types).
 const MACHINE_TYPE_GPUS: &[(&str, u32, &[&str])] = &[

@@ -23,6 +23,7 @@ pub mod gcp;
 mod load;
 mod offer;
 mod overlay;
+mod rows;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +35,6 @@ pub use catalog::{
     AcceleratorFilter, AcceleratorSummary, Catalog, OfferQuery, compare_offers, parse_accelerator_request,
 };
 pub use error::CatalogError;
-pub use load::LoadReport;
 pub use offer::{Offer, format_count, serialize_count};
 pub use overlay::{SPOT_OVERLAY_HEADER, SpotPrice, parse_spot_overlay, write_spot_overlay};
+pub use rows::LoadReport;
