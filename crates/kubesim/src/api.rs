@@ -18,16 +18,16 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::cluster::Cluster;
-use crate::kubelet::{LogBuffer, kill_pod};
+use crate::discovery::{api_resources, version};
+use crate::kubelet::kill_pod;
 use crate::objects::{FieldValidation, admit_create, admit_update, decode, merge_patch};
+use crate::runtime::LogBuffer;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{ChangeType, Kind, meta_str};
 use crate::table::{table, wants_table};
 use crate::util::{age_seconds, now_rfc3339};
 
-/// The Kubernetes version the simulator claims, marked as a simulator.
-pub(crate) const GIT_VERSION: &str = "v1.33.0-kubesim";
 /// `Server` header on every answer.
 const SERVER_HEADER: &str = "kubesim/0.1.0 (Kubernetes API simulator; not a real cluster)";
 
@@ -78,46 +78,6 @@ fn json_response(code: StatusCode, value: &Value, warnings: &[String]) -> Respon
 
 fn ok(value: &Value) -> Result<Response, ApiError> {
     Ok(json_response(StatusCode::OK, value, &[]))
-}
-
-fn version() -> Value {
-    json!({
-        "major": "1", "minor": "33", "gitVersion": GIT_VERSION, "gitCommit": "kubesim", "gitTreeState": "clean",
-        "buildDate": "2026-01-01T00:00:00Z", "goVersion": "none (kubesim is written in Rust)", "compiler": "rustc",
-        "platform": "linux/amd64 kubesim (simulator)",
-    })
-}
-
-fn api_resources() -> Value {
-    let mut resources = Vec::new();
-    for kind in Kind::ALL {
-        let verbs: &[&str] = if kind == Kind::Node || kind == Kind::Namespace {
-            &["create", "delete", "get", "list", "patch", "update", "watch"]
-        } else {
-            &[
-                "create",
-                "delete",
-                "deletecollection",
-                "get",
-                "list",
-                "patch",
-                "update",
-                "watch",
-            ]
-        };
-        resources.push(json!({
-            "name": kind.plural(), "singularName": kind.singular(), "namespaced": kind.namespaced(),
-            "kind": kind.kind(), "verbs": verbs, "shortNames": kind.short_names(),
-        }));
-        if matches!(kind, Kind::Pod | Kind::Node | Kind::Namespace | Kind::Service) {
-            resources.push(json!({"name": format!("{}/status", kind.plural()), "singularName": "", "namespaced": kind.namespaced(),
-                                  "kind": kind.kind(), "verbs": ["get", "patch", "update"]}));
-        }
-    }
-    resources.push(
-        json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}),
-    );
-    json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": resources})
 }
 
 async fn route(

@@ -11,7 +11,7 @@
 //! is shown `Running` with no process and no logs until the pod is deleted, so pods such as `nginx`
 //! still look alive in demos.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,61 +21,15 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::watch;
 
-use crate::cluster::{Cluster, record_event, set_condition};
+use crate::cluster::Cluster;
+use crate::conditions::set_condition;
+use crate::events::record_event;
+use crate::runtime::{PodRuntime, kill_group};
 use crate::store::{Kind, meta_str};
-use crate::util::{lock, now_rfc3339, now_rfc3339_nanos};
+use crate::util::{lock, now_rfc3339};
 
-/// Most bytes of log kept per container run; older lines are dropped.
-const LOG_LIMIT_BYTES: usize = 8 << 20;
 /// IP reported for pods and nodes: processes run on this host.
 pub(crate) const HOST_IP: &str = "127.0.0.1";
-
-/// The log of one container run.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct LogBuffer {
-    /// (timestamp, bytes of the line including its newline).
-    pub lines: VecDeque<(String, Vec<u8>)>,
-    bytes: usize,
-    /// How many lines were dropped from the front (so followers can keep their place).
-    pub dropped: u64,
-    /// The run ended; no more lines will come.
-    pub finished: bool,
-}
-
-impl LogBuffer {
-    fn push(&mut self, line: Vec<u8>) {
-        self.bytes += line.len();
-        self.lines.push_back((now_rfc3339_nanos(), line));
-        while self.bytes > LOG_LIMIT_BYTES {
-            if let Some((_, dropped)) = self.lines.pop_front() {
-                self.bytes -= dropped.len();
-                self.dropped += 1;
-            }
-        }
-    }
-}
-
-/// The current and previous run of one container.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct ContainerLogs {
-    pub current: LogBuffer,
-    pub previous: Option<LogBuffer>,
-}
-
-/// Bookkeeping for a pod the kubelet has started.
-#[derive(Debug)]
-pub(crate) struct PodRuntime {
-    cancel: watch::Sender<bool>,
-    /// Process group ids by container name.
-    groups: HashMap<String, i32>,
-}
-
-fn kill_group(pgid: i32) {
-    if let Some(pid) = rustix::process::Pid::from_raw(pgid) {
-        // The group may already be gone; nothing to do then.
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-    }
-}
 
 /// Stops a pod's containers: no more starts or restarts, and every process group is killed.
 pub(crate) fn kill_pod(cluster: &Cluster, uid: &str) {

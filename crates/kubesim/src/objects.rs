@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::config::{NodeSpec, is_dns_label, is_dns_subdomain};
+use crate::discovery::GIT_VERSION;
 use crate::quantity::parse_milli;
 use crate::scheduler::{PodRequirements, TaintEffect};
 use crate::selector::{valid_label_key, valid_label_value};
@@ -525,7 +526,7 @@ fn default_node_status(node: &mut Value) {
         json!({
             "machineID": "", "systemUUID": "", "bootID": "",
             "kernelVersion": "kubesim", "osImage": "kubesim simulated node (processes run on the host)",
-            "containerRuntimeVersion": "kubesim://0.1.0", "kubeletVersion": crate::api::GIT_VERSION,
+            "containerRuntimeVersion": "kubesim://0.1.0", "kubeletVersion": GIT_VERSION,
             "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64"
         }),
     );
