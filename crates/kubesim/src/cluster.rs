@@ -11,9 +11,11 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
+use crate::conditions::set_condition;
 use crate::config::ClusterSpec;
-use crate::kubelet::{ContainerLogs, PodRuntime};
+use crate::events::record_event;
 use crate::objects::node_from_spec;
+use crate::runtime::{ContainerLogs, PodRuntime};
 use crate::scheduler::{NodeInfo, PodRequirements, Scheduler};
 use crate::store::{Kind, Store, meta_str};
 use crate::util::{lock, new_uid, now_rfc3339};
@@ -103,83 +105,6 @@ impl Cluster {
     /// Bumps the log change counter so followers look again.
     pub(crate) fn logs_changed(&self) {
         self.log_changes.send_modify(|n| *n += 1);
-    }
-}
-
-/// Records a core/v1 Event about `involved` (a pod or node).
-pub(crate) fn record_event(
-    store: &mut Store,
-    involved: &Value,
-    event_type: &str,
-    reason: &str,
-    message: &str,
-    component: &str,
-    host: Option<&str>,
-) {
-    let now = now_rfc3339();
-    let name = meta_str(involved, "name");
-    let namespace = match meta_str(involved, "namespace") {
-        "" => "default",
-        ns => ns,
-    };
-    let nanos = crate::util::now().as_nanosecond();
-    let mut source = json!({"component": component});
-    if let Some(host) = host {
-        source["host"] = json!(host);
-    }
-    let event = json!({
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": format!("{name}.{nanos:x}"), "namespace": namespace, "uid": new_uid(), "creationTimestamp": now},
-        "involvedObject": {
-            "kind": involved["kind"], "namespace": meta_str(involved, "namespace"), "name": name,
-            "uid": meta_str(involved, "uid"), "apiVersion": "v1", "resourceVersion": meta_str(involved, "resourceVersion"),
-        },
-        "reason": reason,
-        "message": message,
-        "source": source,
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-        "type": event_type,
-        "reportingComponent": component,
-        "reportingInstance": host.unwrap_or(""),
-    });
-    if let Err(err) = store.create(Kind::Event, event) {
-        tracing::debug!(%reason, ?err, "event not recorded");
-    }
-}
-
-/// Sets a pod condition, keeping `lastTransitionTime` when the status does not change.
-pub(crate) fn set_condition(
-    pod: &mut Value,
-    kind: &str,
-    status: &str,
-    reason: Option<&str>,
-    message: Option<&str>,
-) {
-    if !pod["status"]["conditions"].is_array() {
-        pod["status"]["conditions"] = json!([]);
-    }
-    let Some(conditions) = pod["status"]["conditions"].as_array_mut() else {
-        return;
-    };
-    let mut condition =
-        json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now_rfc3339()});
-    if let Some(reason) = reason {
-        condition["reason"] = json!(reason);
-    }
-    if let Some(message) = message {
-        condition["message"] = json!(message);
-    }
-    match conditions.iter_mut().find(|c| c["type"] == kind) {
-        Some(existing) => {
-            if existing["status"] == status {
-                condition["lastTransitionTime"] = existing["lastTransitionTime"].clone();
-            }
-            *existing = condition;
-        }
-        None => conditions.push(condition),
     }
 }
 

@@ -43,11 +43,15 @@
 
 mod api;
 mod cluster;
+mod conditions;
 pub mod config;
+mod discovery;
 mod error;
+mod events;
 mod kubelet;
 mod objects;
 pub mod quantity;
+mod runtime;
 pub mod scheduler;
 mod selector;
 mod server;
