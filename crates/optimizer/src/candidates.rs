@@ -10,6 +10,7 @@ use skyplan_catalog::{AcceleratorFilter, Catalog, Offer, OfferQuery, compare_off
 use crate::OptimizerError;
 use crate::defaults::Geography;
 use crate::model::{AlternativeMode, Policy, Requirement, TaskNode};
+use crate::spec::normalize_cloud;
 
 /// One way to run a task: an offer, a market, and what it costs.
 #[derive(Debug, Clone)]
@@ -46,14 +47,6 @@ impl Candidate<'_> {
             .cmp(&other.cost)
             .then_with(|| home.rank(self.offer).cmp(&home.rank(other.offer)))
             .then_with(|| self.compare(other))
-    }
-}
-
-/// Normalizes cloud spellings users write (`k8s` is `kubernetes`).
-pub fn normalize_cloud(cloud: &str) -> String {
-    match cloud.to_ascii_lowercase().as_str() {
-        "k8s" => "kubernetes".to_string(),
-        other => other.to_string(),
     }
 }
 

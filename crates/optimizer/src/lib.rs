@@ -21,7 +21,7 @@ mod solve;
 pub mod spec;
 mod ties;
 
-pub use candidates::{Candidate, candidates, describe, normalize_cloud};
+pub use candidates::{Candidate, candidates, describe};
 pub use defaults::{Geography, HostFloor, HostFloors};
 pub use egress::{EgressKind, EgressPrices, Location};
 pub use error::OptimizerError;
@@ -31,6 +31,7 @@ pub use model::{
 };
 pub use plan::{ConsideredGroup, Placement, Plan, PlannedTask, SolverKind};
 pub use solve::{solve, solve_greedy};
+pub use spec::normalize_cloud;
 
 #[cfg(test)]
 mod tests;

@@ -47,16 +47,7 @@ pub struct Requirement {
     pub pinned: bool,
 }
 
-/// How a task's requirements combine.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlternativeMode {
-    /// Any requirement will do: the optimizer picks the cheapest.
-    #[default]
-    AnyOf,
-    /// The first requirement that has a feasible, unblocked offer wins.
-    Ordered,
-}
+pub use crate::spec::AlternativeMode;
 
 /// One task of the graph.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -334,12 +325,7 @@ impl TaskGraph {
                 graph.add_task(TaskNode {
                     name: task.name.clone().unwrap_or_else(|| format!("task-{index}")),
                     requirements: alternatives.requests.iter().map(Requirement::from).collect(),
-                    mode: match alternatives.mode {
-                        crate::spec::AlternativeMode::Ordered => AlternativeMode::Ordered,
-                        crate::spec::AlternativeMode::Single | crate::spec::AlternativeMode::AnyOf => {
-                            AlternativeMode::AnyOf
-                        }
-                    },
+                    mode: alternatives.mode,
                     num_nodes: task.num_nodes.max(1),
                     duration_hours: task.duration_hours,
                 })

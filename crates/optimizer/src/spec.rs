@@ -37,7 +37,8 @@ use std::path::Path;
 
 pub use error::{Position, SpecError};
 pub use infra::{
-    Infra, InfraError, KNOWN_CLOUDS, canonical_cloud, parse_accelerator, parse_infra, parse_positive_amount,
+    Infra, InfraError, KNOWN_CLOUDS, canonical_cloud, normalize_cloud, parse_accelerator, parse_infra,
+    parse_positive_amount,
 };
 pub use pipeline::{Pipeline, TaskOverrides, parse_env_override};
 pub use resources::{

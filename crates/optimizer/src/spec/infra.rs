@@ -121,6 +121,18 @@ pub fn canonical_cloud(name: &str) -> Option<String> {
     KNOWN_CLOUDS.contains(&lower.as_str()).then_some(lower)
 }
 
+/// A cloud name as skyplan compares it: [`canonical_cloud`] for known clouds, the lower-case
+/// spelling for any other (a catalog file may name a cloud skyplan has no entry for).
+///
+/// ```
+/// use skyplan_optimizer::spec::normalize_cloud;
+/// assert_eq!(normalize_cloud("K8s"), "kubernetes");
+/// assert_eq!(normalize_cloud("MyCloud"), "mycloud");
+/// ```
+pub fn normalize_cloud(cloud: &str) -> String {
+    canonical_cloud(cloud).unwrap_or_else(|| cloud.trim().to_ascii_lowercase())
+}
+
 /// Parses `NAME[:COUNT]` (count 1 when absent), as `accelerators: L4:1` and `--gpus` take it.
 /// Names are not checked against known accelerators here (the catalog does that, with hints),
 /// but must not hold YAML punctuation: `"{L4, A10G}"` in quotes is a mistake, not a name.

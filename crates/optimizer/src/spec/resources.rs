@@ -197,22 +197,22 @@ pub struct ResourcesSpec {
     pub ordered: Vec<ResourceFields>,
 }
 
-/// How the requests of [`Alternatives`] relate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How a task's resource requests relate, from the task file to the optimizer (one enum for
+/// both; a single request is `AnyOf` of one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlternativeMode {
-    /// Exactly one request.
-    Single,
-    /// Any of the requests: the cheapest feasible one wins.
+    /// Any of the requests: the optimizer picks the cheapest feasible one.
+    #[default]
     AnyOf,
-    /// The requests in order of preference: the first feasible one wins.
+    /// The requests in order of preference: the first with a feasible, unblocked offer wins.
     Ordered,
 }
 
 /// The concrete resource requests a task may run on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alternatives {
-    /// How the requests relate; `Single` whenever there is one request.
+    /// How the requests relate; `AnyOf` whenever there is one request.
     pub mode: AlternativeMode,
     /// At least one request, without duplicates, in the order written.
     pub requests: Vec<ResourceRequest>,
@@ -260,18 +260,19 @@ impl ResourcesSpec {
     /// Expands accelerator sets/lists and `any_of`/`ordered` into concrete requests (see the
     /// module docs for the rules). Always at least one request.
     pub fn alternatives(&self) -> Alternatives {
-        let (outer, entries): (AlternativeMode, Vec<ResourceFields>) = if !self.any_of.is_empty() {
+        // `None` until the entries or an accelerator set or list decide it.
+        let (outer, entries): (Option<AlternativeMode>, Vec<ResourceFields>) = if !self.any_of.is_empty() {
             (
-                AlternativeMode::AnyOf,
+                Some(AlternativeMode::AnyOf),
                 self.any_of.iter().map(|e| self.base.overridden_by(e)).collect(),
             )
         } else if !self.ordered.is_empty() {
             (
-                AlternativeMode::Ordered,
+                Some(AlternativeMode::Ordered),
                 self.ordered.iter().map(|e| self.base.overridden_by(e)).collect(),
             )
         } else {
-            (AlternativeMode::Single, vec![self.base.clone()])
+            (None, vec![self.base.clone()])
         };
         let mut mode = outer;
         let mut requests: Vec<ResourceRequest> = Vec::new();
@@ -279,11 +280,11 @@ impl ResourcesSpec {
             let options = match &fields.accelerators {
                 None => vec![None],
                 Some(spec) => {
-                    if mode == AlternativeMode::Single {
+                    if mode.is_none() {
                         mode = match spec {
-                            AcceleratorSpec::One(..) => AlternativeMode::Single,
-                            AcceleratorSpec::AnyOf(_) => AlternativeMode::AnyOf,
-                            AcceleratorSpec::Ordered(_) => AlternativeMode::Ordered,
+                            AcceleratorSpec::One(..) => None,
+                            AcceleratorSpec::AnyOf(_) => Some(AlternativeMode::AnyOf),
+                            AcceleratorSpec::Ordered(_) => Some(AlternativeMode::Ordered),
                         };
                     }
                     spec.options().into_iter().map(Some).collect()
@@ -296,9 +297,10 @@ impl ResourcesSpec {
                 }
             }
         }
-        if requests.len() == 1 {
-            mode = AlternativeMode::Single;
-        }
+        let mode = match mode {
+            Some(mode) if requests.len() > 1 => mode,
+            _ => AlternativeMode::AnyOf,
+        };
         Alternatives { mode, requests }
     }
 }

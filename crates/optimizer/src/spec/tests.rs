@@ -49,7 +49,7 @@ fn seed_example_parses_unchanged() {
     );
 
     let alternatives = task.alternatives();
-    assert_eq!(alternatives.mode, AlternativeMode::Single);
+    assert_eq!(alternatives.mode, AlternativeMode::AnyOf);
     let request = &alternatives.requests[0];
     assert_eq!(request.accelerator, Some(("L4".to_string(), 1.0)));
     assert_eq!(request.ports, vec![PortRange::single(8000)]);

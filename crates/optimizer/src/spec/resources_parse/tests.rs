@@ -87,14 +87,14 @@ fn accelerator_forms() {
         "accelerators:\n  H100: 8\n",
     ] {
         let alts = single(yaml);
-        assert_eq!(alts.mode, AlternativeMode::Single, "{yaml}");
+        assert_eq!(alts.mode, AlternativeMode::AnyOf, "{yaml}");
         assert_eq!(alts.requests[0].accelerator, accel("H100", 8.0), "{yaml}");
     }
     assert_eq!(
         single("accelerators: H100\n").requests[0].accelerator,
         accel("H100", 1.0)
     );
-    assert_eq!(single("accelerators: [L4:2]\n").mode, AlternativeMode::Single);
+    assert_eq!(single("accelerators: [L4:2]\n").mode, AlternativeMode::AnyOf);
 
     let set = single("accelerators: {L4, A10G:2}\n");
     assert_eq!(set.mode, AlternativeMode::AnyOf);
@@ -263,11 +263,11 @@ fn ordered_expansion() {
     // One entry is just a single request.
     assert_eq!(
         resources("ordered:\n  - cpus: 2\n").unwrap().alternatives().mode,
-        AlternativeMode::Single
+        AlternativeMode::AnyOf
     );
     // No resources at all: one unconstrained request.
     let empty = resources("").unwrap().alternatives();
-    assert_eq!((empty.mode, empty.requests.len()), (AlternativeMode::Single, 1));
+    assert_eq!((empty.mode, empty.requests.len()), (AlternativeMode::AnyOf, 1));
 }
 
 #[test]
