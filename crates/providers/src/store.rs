@@ -144,6 +144,22 @@ pub struct JobRecord {
     pub ended_at: Option<i64>,
 }
 
+impl JobRecord {
+    /// A job that has just started: running, no exit code or log file yet, started now.
+    pub fn running(cluster: &str, id: u64, name: &str) -> Self {
+        JobRecord {
+            cluster: cluster.to_string(),
+            id,
+            name: name.to_string(),
+            status: JobState::Running,
+            exit_code: None,
+            log_path: None,
+            started_at: crate::launcher::unix_now(),
+            ended_at: None,
+        }
+    }
+}
+
 /// A launch attempt row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttemptRecord {

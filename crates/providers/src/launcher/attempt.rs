@@ -5,7 +5,7 @@
 use skyplan_optimizer::solve;
 
 use super::events::{Attempt, LaunchEvent, Progress};
-use super::{LaunchError, LaunchOutcome, Launcher, PipelineRun, TaskProgress, check_cluster_name, unix_now};
+use super::{LaunchError, LaunchOutcome, Launcher, PipelineRun, TaskProgress, check_cluster_name};
 use crate::store::{JobRecord, RecordStatus};
 use crate::{ClusterHandle, FailoverAction, Provider, ProviderError, ProvisionRequest, Scope};
 
@@ -248,16 +248,8 @@ impl Launcher {
         self.store.finish_attempt(cluster, n, "succeeded", None)?;
         self.store.set_status(cluster, RecordStatus::Up)?;
         if let Some(job_id) = handle.job_id {
-            self.store.upsert_job(&JobRecord {
-                cluster: cluster.to_string(),
-                id: job_id,
-                name: name.to_string(),
-                status: crate::JobState::Running,
-                exit_code: None,
-                log_path: None,
-                started_at: unix_now(),
-                ended_at: None,
-            })?;
+            self.store
+                .upsert_job(&JobRecord::running(cluster, job_id, name))?;
         }
         Ok(())
     }

@@ -385,16 +385,8 @@ impl Launcher {
             .exec(name, task)
             .await
             .map_err(|e| e.redacted(&task.secret_values()))?;
-        self.store.upsert_job(&JobRecord {
-            cluster: name.to_string(),
-            id: job_id,
-            name: task.name.clone(),
-            status: crate::JobState::Running,
-            exit_code: None,
-            log_path: None,
-            started_at: unix_now(),
-            ended_at: None,
-        })?;
+        self.store
+            .upsert_job(&JobRecord::running(name, job_id, &task.name))?;
         Ok(job_id)
     }
 
