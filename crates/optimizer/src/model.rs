@@ -5,47 +5,15 @@
 use std::time::Duration;
 
 use petgraph::graph::{DiGraph, NodeIndex};
-use rust_decimal::Decimal;
 use serde::Serialize;
-use skyplan_catalog::{Amount, Offer};
+use skyplan_catalog::Offer;
 
 use crate::defaults::{Geography, HostFloors};
 use crate::egress::EgressPrices;
 
-/// What a task needs from one place. Empty fields accept anything.
-///
-/// ```
-/// use skyplan_optimizer::Requirement;
-/// let needs_l4 = Requirement { accelerator: Some(("L4".into(), 1.0)), ..Default::default() };
-/// assert!(needs_l4.cloud.is_none());
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Requirement {
-    /// Cloud (`aws`, `gcp`, `kubernetes`, ...).
-    pub cloud: Option<String>,
-    /// Region (for Kubernetes, the kubeconfig context).
-    pub region: Option<String>,
-    /// Zone.
-    pub zone: Option<String>,
-    /// Accelerator name (any alias; resolved against the catalog) and count.
-    pub accelerator: Option<(String, f64)>,
-    /// vCPUs per node.
-    pub cpus: Option<Amount>,
-    /// Memory per node in GiB.
-    pub memory: Option<Amount>,
-    /// Exact instance type.
-    pub instance_type: Option<String>,
-    /// Spot market instead of on-demand.
-    pub use_spot: bool,
-    /// Highest acceptable $/hour for one node.
-    pub max_hourly_cost: Option<Decimal>,
-    /// Runtime on this kind of resource, overriding the task's duration (for `time` objectives).
-    pub duration_hours: Option<f64>,
-    /// Already running where this requirement points: the policy's blocks do not apply to it
-    /// (a launcher re-solving the rest of a pipeline after a failure keeps its launched tasks
-    /// in place even when a block covers their place; the others still avoid it).
-    pub pinned: bool,
-}
+/// What a task needs from one place (empty fields accept anything): the task file's
+/// [`ResourceRequest`](crate::spec::ResourceRequest), one type under the optimizer's name.
+pub use crate::spec::ResourceRequest as Requirement;
 
 pub use crate::spec::AlternativeMode;
 
@@ -292,24 +260,6 @@ impl Default for Policy {
     }
 }
 
-impl From<&crate::spec::ResourceRequest> for Requirement {
-    fn from(request: &crate::spec::ResourceRequest) -> Self {
-        Requirement {
-            cloud: request.cloud.clone(),
-            region: request.region.clone(),
-            zone: request.zone.clone(),
-            accelerator: request.accelerator.clone(),
-            cpus: request.cpus,
-            memory: request.memory,
-            instance_type: request.instance_type.clone(),
-            use_spot: request.use_spot,
-            max_hourly_cost: request.max_hourly_cost,
-            duration_hours: None,
-            pinned: false,
-        }
-    }
-}
-
 impl TaskGraph {
     /// The graph for a parsed task file: one node per task (its resource alternatives as
     /// requirements; unnamed tasks are called `task-N`), one edge per dependency carrying the
@@ -324,7 +274,7 @@ impl TaskGraph {
                 let alternatives = task.alternatives();
                 graph.add_task(TaskNode {
                     name: task.name.clone().unwrap_or_else(|| format!("task-{index}")),
-                    requirements: alternatives.requests.iter().map(Requirement::from).collect(),
+                    requirements: alternatives.requests.clone(),
                     mode: alternatives.mode,
                     num_nodes: task.num_nodes.max(1),
                     duration_hours: task.duration_hours,

@@ -182,6 +182,8 @@ impl ResourceFields {
             image_id: self.image_id.clone(),
             labels: self.labels.clone().unwrap_or_default(),
             max_hourly_cost: self.max_hourly_cost,
+            duration_hours: None,
+            pinned: false,
         }
     }
 }
@@ -218,8 +220,16 @@ pub struct Alternatives {
     pub requests: Vec<ResourceRequest>,
 }
 
-/// One concrete way to run a task: every field final, `None` meaning "any".
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One concrete way to run a task: every field final, `None` meaning "any". The one request
+/// type from the task file to the optimizer (which calls it [`crate::Requirement`]) and on to
+/// the providers.
+///
+/// ```
+/// use skyplan_optimizer::Requirement;
+/// let needs_l4 = Requirement { accelerator: Some(("L4".into(), 1.0)), ..Default::default() };
+/// assert!(needs_l4.cloud.is_none());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ResourceRequest {
     /// Canonical lowercase cloud (`kubernetes` for `k8s`); `None` = any.
     pub cloud: Option<String>,
@@ -247,6 +257,14 @@ pub struct ResourceRequest {
     pub labels: BTreeMap<String, String>,
     /// Upper bound on the hourly price of one node.
     pub max_hourly_cost: Option<Decimal>,
+    /// Runtime on this kind of resource, overriding the task's duration (for `time` objectives;
+    /// not a task-file field).
+    pub duration_hours: Option<f64>,
+    /// Already running where this request points: the policy's blocks do not apply to it (a
+    /// launcher re-solving the rest of a pipeline after a failure keeps its launched tasks in
+    /// place even when a block covers their place; the others still avoid it). Not a task-file
+    /// field.
+    pub pinned: bool,
 }
 
 impl ResourceRequest {
