@@ -18,7 +18,6 @@ mod model;
 mod plan;
 mod problem;
 mod solve;
-pub mod spec;
 mod ties;
 
 pub use candidates::{Candidate, candidates, describe};
@@ -30,8 +29,10 @@ pub use model::{
     TaskId, TaskNode,
 };
 pub use plan::{ConsideredGroup, Placement, Plan, PlannedTask, SolverKind};
+/// The task file model (the `skyplan-spec` crate), re-exported for embedders.
+pub use skyplan_spec as spec;
+pub use skyplan_spec::normalize_cloud;
 pub use solve::{solve, solve_greedy};
-pub use spec::normalize_cloud;
 
 #[cfg(test)]
 mod tests;

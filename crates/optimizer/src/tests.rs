@@ -412,7 +412,21 @@ fn time_and_deadline_objectives() {
 // ---- property tests -------------------------------------------------------------------------
 
 /// Each proptest case is a seed for the spec tests' small deterministic generator.
-use crate::spec::tests::Rng;
+/// A small deterministic generator (xorshift) for the random instances.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % (n.max(1) as u64)) as usize
+    }
+}
 
 struct Instance {
     catalog: Catalog,

@@ -220,7 +220,7 @@ impl ProviderError {
         if secrets.iter().all(|s| s.is_empty()) {
             return self;
         }
-        let scrub = |text: String| skyplan_optimizer::spec::redact_text(&text, secrets);
+        let scrub = |text: String| skyplan_spec::redact_text(&text, secrets);
         match self {
             ProviderError::InsufficientCapacity { scope, message } => ProviderError::InsufficientCapacity {
                 scope,

@@ -13,8 +13,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 use skyplan_catalog::Offer;
-use skyplan_optimizer::spec::REDACTED;
 use skyplan_optimizer::{CapacityLimit, Placement};
+use skyplan_spec::REDACTED;
 
 use crate::{
     CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterState, ClusterStatus, ClusterSummary, JobState,

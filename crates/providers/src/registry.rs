@@ -16,7 +16,7 @@ use crate::{Provider, ProviderError, Providers, UnavailableProvider};
 pub(crate) const KUBERNETES_ID: &str = "kubernetes";
 
 /// Every cloud skyplan knows, in the order `skyplan check` lists them.
-pub const KNOWN_CLOUDS: &[&str] = skyplan_optimizer::spec::KNOWN_CLOUDS;
+pub const KNOWN_CLOUDS: &[&str] = skyplan_spec::KNOWN_CLOUDS;
 
 /// What a backend's configuration step answers: its provider, or `None` when not configured.
 type Configured = Result<Option<Arc<dyn Provider>>, ProviderError>;

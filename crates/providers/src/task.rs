@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use skyplan_optimizer::spec::{FileMount, PortRange, SecretString, TaskSpec, redact_text};
+use skyplan_spec::{FileMount, PortRange, SecretString, TaskSpec, redact_text};
 
 use crate::ProviderError;
 
@@ -14,7 +14,7 @@ use crate::ProviderError;
 /// values are reachable only through [`SecretString::expose`] when starting processes.
 ///
 /// ```
-/// use skyplan_optimizer::spec::parse_task_str;
+/// use skyplan_spec::parse_task_str;
 /// use skyplan_providers::TaskRun;
 /// let yaml = "envs:\n  MODEL: gemma\n  HF_TOKEN: hf_abc\nrun: echo $MODEL\n";
 /// let pipeline = parse_task_str(yaml, "task.yaml").unwrap();
@@ -251,7 +251,7 @@ pub fn node_variables(rank: u32, ips: &[String], gpus_per_node: f64) -> BTreeMap
 #[cfg(test)]
 mod tests {
     use super::*;
-    use skyplan_optimizer::spec::parse_task_str;
+    use skyplan_spec::parse_task_str;
 
     #[test]
     fn declared_secrets_and_token_envs_are_secret() {

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use skyplan_optimizer::spec::{PortRange, SecretString};
 use skyplan_optimizer::{Requirement, TaskNode};
 use skyplan_providers::aws::testing::{AwsTestbed, Ec2Fault};
 use skyplan_providers::fake::placement;
@@ -11,6 +10,7 @@ use skyplan_providers::{
     AwsProvider, ClusterState, FailoverAction, JobState, LaunchError, LaunchRequest, NoProgress, Provider,
     ProvisionRequest, Scope, TaskRun, conformance,
 };
+use skyplan_spec::{PortRange, SecretString};
 
 use crate::util::{Home, aws_catalog, follow_logs, launcher, runtime, wait_job};
 

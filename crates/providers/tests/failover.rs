@@ -372,7 +372,7 @@ fn a_backend_that_cannot_mount_files_is_skipped_with_the_reason() {
     let mut request = request("mounts");
     request.run.file_mounts.insert(
         "/data".to_string(),
-        skyplan_optimizer::spec::FileMount::Source("./data".to_string()),
+        skyplan_spec::FileMount::Source("./data".to_string()),
     );
     let outcome = runtime()
         .block_on(launcher.launch(&request, &NoProgress))

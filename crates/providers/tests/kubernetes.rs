@@ -14,7 +14,6 @@ use kube::config::Kubeconfig;
 use rust_decimal::Decimal;
 use skyplan_catalog::Catalog;
 use skyplan_kubesim::{ClustersFile, RunningSim, SimOptions, Simulator};
-use skyplan_optimizer::spec::parse_task_str;
 use skyplan_optimizer::{Requirement, TaskNode};
 use skyplan_providers::fake::{FakeProvider, placement};
 use skyplan_providers::kubernetes::KubernetesConfig;
@@ -22,6 +21,7 @@ use skyplan_providers::{
     CLUSTER_LABEL, KubernetesProvider, LaunchRequest, LineProgress, LogOptions, Provider, ProviderError,
     ProvisionRequest, TaskRun, conformance,
 };
+use skyplan_spec::parse_task_str;
 
 use crate::util::{Home, launcher, runtime};
 

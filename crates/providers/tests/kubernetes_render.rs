@@ -14,7 +14,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use skyplan_catalog::Catalog;
-use skyplan_optimizer::spec::parse_task_str;
 use skyplan_optimizer::{Placement, Policy, TaskGraph};
 use skyplan_providers::kubernetes::{
     PodShape, Pricing, RenderOptions, context_offers, gpu_node_label, render_manifests,
@@ -22,6 +21,7 @@ use skyplan_providers::kubernetes::{
 use skyplan_providers::{
     CLUSTER_LABEL, KubernetesProvider, Provider, ProviderError, ProvisionRequest, TaskRun,
 };
+use skyplan_spec::parse_task_str;
 
 use crate::kubernetes::{client, provider, start_sim};
 use crate::util::{Home, runtime};

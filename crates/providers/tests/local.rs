@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use skyplan_catalog::Catalog;
 use skyplan_optimizer::TaskNode;
-use skyplan_optimizer::spec::parse_task_str;
 use skyplan_providers::{
     JobState, LOCAL, LaunchRequest, LogOptions, NoProgress, Provider, ProviderError, ProvisionRequest,
     RecordStatus, TaskRun, TeardownOutcome, status_report,
 };
+use skyplan_spec::parse_task_str;
 
 use crate::util::{Home, follow_logs, launcher, pid_exists, runtime, wait_job};
 

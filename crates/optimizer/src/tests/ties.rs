@@ -183,7 +183,7 @@ fn every_solver_prefers_the_plans_own_locations() {
 /// Like `random_instance`, with prices drawn from three values so that ties are everywhere.
 fn tied_instance(seed: u64, tasks: usize, capacity: bool) -> super::Instance {
     let mut instance = random_instance(seed, tasks, false, capacity);
-    let mut rng = crate::spec::tests::Rng(seed.rotate_left(17) | 1);
+    let mut rng = super::Rng(seed.rotate_left(17) | 1);
     let mut sources = Vec::new();
     for cloud in ["aws", "gcp", "lambda"] {
         let mut text = format!("{HEADER}\n");

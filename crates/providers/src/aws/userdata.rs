@@ -212,7 +212,7 @@ pub fn parse_console(output: &str, job: u64) -> ConsoleJob {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use skyplan_optimizer::spec::SecretString;
+    use skyplan_spec::SecretString;
 
     fn context(num_nodes: u32, gpus: f64) -> UserDataContext<'static> {
         UserDataContext {

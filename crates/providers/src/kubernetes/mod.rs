@@ -850,7 +850,7 @@ fn pod_log_lines(
                             let values: Vec<&str> = secrets.iter().map(String::as_str).collect();
                             LogLine {
                                 node: rank,
-                                text: skyplan_optimizer::spec::redact_text(&text, &values),
+                                text: skyplan_spec::redact_text(&text, &values),
                             }
                         })
                         .boxed()

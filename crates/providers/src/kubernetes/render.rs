@@ -35,7 +35,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use skyplan_optimizer::spec::SecretString;
+use skyplan_spec::SecretString;
 
 use super::labels::check_labels;
 pub use super::shape::PodShape;
@@ -326,7 +326,7 @@ pub fn build_manifests(
 ///
 /// ```
 /// # #[cfg(feature = "kubernetes")] {
-/// use skyplan_optimizer::spec::SecretString;
+/// use skyplan_spec::SecretString;
 /// use skyplan_providers::TaskRun;
 /// use skyplan_providers::kubernetes::{PodShape, RenderOptions, render_manifests};
 /// let mut task = TaskRun::command("hi", "echo hi");
@@ -466,7 +466,7 @@ mod tests {
     fn task_labels_are_on_every_object_but_not_in_selectors() {
         let mut task = TaskRun::command("t", "echo");
         task.num_nodes = 2;
-        task.ports = vec![skyplan_optimizer::spec::PortRange::single(8000)];
+        task.ports = vec![skyplan_spec::PortRange::single(8000)];
         task.secrets.insert("TOKEN".into(), SecretString::new("x"));
         task.labels.insert("team".into(), "ml".into());
         let m = build_manifests(&task, "lab", "default", &PodShape::default(), None).expect("ok");

@@ -5,7 +5,7 @@
 //! why these inputs and nothing else decide the Pod.
 
 use skyplan_optimizer::Placement;
-use skyplan_optimizer::spec::TaskSpec;
+use skyplan_spec::TaskSpec;
 
 use super::KUBERNETES;
 use super::capacity::GPU_LABELS;
@@ -76,7 +76,7 @@ impl PodShape {
     ///
     /// ```
     /// # #[cfg(feature = "kubernetes")] {
-    /// use skyplan_optimizer::spec::parse_task_str;
+    /// use skyplan_spec::parse_task_str;
     /// let pipeline = parse_task_str("resources:\n  accelerators: L4:1\n  cpus: 4+\nrun: x\n", "t.yaml").unwrap();
     /// let shape = skyplan_providers::kubernetes::PodShape::for_task(&pipeline.tasks[0]);
     /// assert_eq!((shape.accelerator.as_deref(), shape.gpus, shape.vcpus), (Some("L4"), 1.0, Some(4.0)));

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use skyplan_optimizer::spec::Pipeline;
 use skyplan_optimizer::{Placement, Plan, Requirement, TaskGraph, TaskNode};
+use skyplan_spec::Pipeline;
 
 use super::LaunchPlan;
 use crate::{ProviderError, TaskRun};

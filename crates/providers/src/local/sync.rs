@@ -95,7 +95,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use skyplan_optimizer::spec::FileMount;
+    use skyplan_spec::FileMount;
 
     #[test]
     fn mounts_land_where_the_task_says() {

@@ -12,7 +12,7 @@
 //! - `pipeline`: multi-document files, `depends_on`, and command-line overrides.
 //!
 //! ```
-//! use skyplan_optimizer::spec::{parse_task_str, TaskOverrides, AlternativeMode};
+//! use skyplan_spec::{parse_task_str, TaskOverrides, AlternativeMode};
 //! let yaml = "envs:\n  HF_TOKEN:\nresources:\n  accelerators: {L4, A10G}\n  ports: 8000\nrun: serve\n";
 //! let mut pipeline = parse_task_str(yaml, "task.yaml").unwrap();
 //! // HF_TOKEN is null in the file: it must come from `--env HF_TOKEN=...`.
@@ -76,4 +76,4 @@ pub fn parse_task_str(text: &str, file_name: &str) -> Result<Pipeline, SpecError
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

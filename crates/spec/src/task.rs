@@ -105,7 +105,7 @@ impl Serialize for SecretString {
 /// `*PASSWORD*` (and bare `TOKEN`, `KEY`, `SECRET`), any case. Such envs are treated as secrets.
 ///
 /// ```
-/// use skyplan_optimizer::spec::is_secret_env;
+/// use skyplan_spec::is_secret_env;
 /// assert!(is_secret_env("HF_TOKEN") && is_secret_env("aws_secret_access_key") && is_secret_env("DB_PASSWORD_FILE"));
 /// assert!(!is_secret_env("MODEL_NAME") && !is_secret_env("TOKENIZER"));
 /// ```
@@ -122,7 +122,7 @@ pub fn is_secret_env(name: &str) -> bool {
 /// first, empty values ignored). For log lines and other text that might echo a secret.
 ///
 /// ```
-/// use skyplan_optimizer::spec::redact_text;
+/// use skyplan_spec::redact_text;
 /// assert_eq!(redact_text("login hf_abc ok", &["hf_abc"]), "login <redacted> ok");
 /// ```
 pub fn redact_text(text: &str, secrets: &[&str]) -> String {
@@ -159,7 +159,7 @@ impl FileMount {
     /// backends that can copy files honour it; bucket mounts need a backend that mounts them.
     ///
     /// ```
-    /// use skyplan_optimizer::spec::FileMount;
+    /// use skyplan_spec::FileMount;
     /// assert!(FileMount::Source("./data".into()).is_local());
     /// assert!(!FileMount::Source("s3://bucket/data".into()).is_local());
     /// ```
@@ -443,7 +443,7 @@ impl Serialize for TaskSpec {
 /// `h`, `d` and their long forms), e.g. `90m`, `1h30m`, `1.5h`. Must be positive.
 ///
 /// ```
-/// use skyplan_optimizer::spec::parse_duration_hours;
+/// use skyplan_spec::parse_duration_hours;
 /// assert_eq!(parse_duration_hours("90m").unwrap(), 1.5);
 /// assert_eq!(parse_duration_hours("1h30m").unwrap(), 1.5);
 /// assert_eq!(parse_duration_hours("2").unwrap(), 2.0);

@@ -1,7 +1,7 @@
 //! Tests of the `task` parser.
 
 use super::*;
-use crate::spec::yaml::load_documents;
+use crate::yaml::load_documents;
 
 fn task(yaml: &str) -> Result<TaskSpec, SpecError> {
     let docs = load_documents(yaml, "t.yaml")?;

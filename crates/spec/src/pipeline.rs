@@ -138,7 +138,7 @@ impl fmt::Debug for TaskOverrides {
 /// shows the value.
 ///
 /// ```
-/// use skyplan_optimizer::spec::parse_env_override;
+/// use skyplan_spec::parse_env_override;
 /// assert_eq!(parse_env_override("A=b=c").unwrap(), ("A".to_string(), "b=c".to_string()));
 /// assert!(parse_env_override("A").is_err());
 /// ```

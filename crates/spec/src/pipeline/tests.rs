@@ -1,7 +1,7 @@
 //! Tests of the `pipeline` parser.
 
 use super::*;
-use crate::spec::parse_task_str;
+use crate::parse_task_str;
 
 #[track_caller]
 fn error(yaml: &str) -> String {

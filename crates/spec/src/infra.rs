@@ -51,7 +51,7 @@ pub struct InfraError {
 /// absent part means any. For Kubernetes everything after `k8s/` is the context.
 ///
 /// ```
-/// use skyplan_optimizer::spec::parse_infra;
+/// use skyplan_spec::parse_infra;
 /// let infra = parse_infra("k8s/my-ctx").unwrap();
 /// assert_eq!((infra.cloud.as_deref(), infra.region.as_deref()), (Some("kubernetes"), Some("my-ctx")));
 /// assert_eq!(parse_infra("awz").unwrap_err().hint.as_deref(), Some("aws"));
@@ -125,7 +125,7 @@ pub fn canonical_cloud(name: &str) -> Option<String> {
 /// spelling for any other (a catalog file may name a cloud skyplan has no entry for).
 ///
 /// ```
-/// use skyplan_optimizer::spec::normalize_cloud;
+/// use skyplan_spec::normalize_cloud;
 /// assert_eq!(normalize_cloud("K8s"), "kubernetes");
 /// assert_eq!(normalize_cloud("MyCloud"), "mycloud");
 /// ```

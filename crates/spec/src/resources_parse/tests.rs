@@ -1,8 +1,8 @@
 //! Tests of the `resources` parser: fields, alternatives and the errors bad input gets.
 
 use super::*;
-use crate::spec::resources::AlternativeMode;
-use crate::spec::yaml::load_documents;
+use crate::resources::AlternativeMode;
+use crate::yaml::load_documents;
 
 fn resources(yaml: &str) -> Result<ResourcesSpec, SpecError> {
     let docs = load_documents(yaml, "r.yaml")?;

@@ -48,7 +48,7 @@ impl PortRange {
 /// Parses `8000` or `8000-8010`; the error says what was expected.
 ///
 /// ```
-/// use skyplan_optimizer::spec::PortRange;
+/// use skyplan_spec::PortRange;
 /// assert_eq!("8000-8010".parse::<PortRange>().unwrap(), PortRange { start: 8000, end: 8010 });
 /// assert!("99999".parse::<PortRange>().is_err());
 /// ```
@@ -221,12 +221,12 @@ pub struct Alternatives {
 }
 
 /// One concrete way to run a task: every field final, `None` meaning "any". The one request
-/// type from the task file to the optimizer (which calls it [`crate::Requirement`]) and on to
+/// type from the task file to the optimizer (which calls it `skyplan_optimizer::Requirement`) and on to
 /// the providers.
 ///
 /// ```
-/// use skyplan_optimizer::Requirement;
-/// let needs_l4 = Requirement { accelerator: Some(("L4".into(), 1.0)), ..Default::default() };
+/// use skyplan_spec::ResourceRequest;
+/// let needs_l4 = ResourceRequest { accelerator: Some(("L4".into(), 1.0)), ..Default::default() };
 /// assert!(needs_l4.cloud.is_none());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
