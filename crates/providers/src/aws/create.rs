@@ -13,7 +13,10 @@ impl AwsProvider {
         };
         let gpu = placement.accelerator.is_some() && placement.accelerator_count > 0.0;
         let image = match request.task.image_id.as_deref() {
-            Some(ami) if ami.starts_with("ami-") => ami.to_string(),
+            Some(ami) if ami.starts_with("ami-") => DefaultImage {
+                id: ami.to_string(),
+                root_device: None,
+            },
             Some(other) if !other.starts_with("docker:") => {
                 return Err(ProviderError::InvalidRequest {
                     message: format!(
@@ -23,10 +26,12 @@ impl AwsProvider {
             }
             _ => self.default_image(region, &placement.instance_type, gpu).await?,
         };
-        // The root device to size: the image's own (`/dev/sda1` on Ubuntu, `/dev/xvda` elsewhere).
-        let root = match request.task.disk_size_gb {
-            Some(_) => self.root_device(region, &image).await?,
-            None => String::new(),
+        // The root device to size: the image's own (`/dev/sda1` on Ubuntu, `/dev/xvda` elsewhere),
+        // asked for only when the image search did not name it.
+        let root = match (request.task.disk_size_gb, &image.root_device) {
+            (None, _) => String::new(),
+            (Some(_), Some(device)) => device.clone(),
+            (Some(_), None) => self.root_device(region, &image.id).await?,
         };
         let num_nodes = placement.num_nodes.max(request.task.num_nodes).max(1);
         let script = render_user_data(
@@ -56,7 +61,7 @@ impl AwsProvider {
             .client(region)
             .await
             .run_instances()
-            .image_id(image)
+            .image_id(image.id)
             .instance_type(InstanceType::from(placement.instance_type.as_str()))
             .min_count(num_nodes as i32)
             .max_count(num_nodes as i32)

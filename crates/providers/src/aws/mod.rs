@@ -89,6 +89,13 @@ pub use settings::{AwsSettings, credentials_configured};
 use ec2::*;
 use logs::*;
 
+/// A default image: its id and, when `DescribeImages` names it, its root device.
+#[derive(Debug, Clone)]
+struct DefaultImage {
+    id: String,
+    root_device: Option<String>,
+}
+
 /// Runs tasks on EC2 instances.
 pub struct AwsProvider {
     settings: AwsSettings,
@@ -96,8 +103,8 @@ pub struct AwsProvider {
     clients: Mutex<HashMap<String, Client>>,
     regions: OnceCell<Vec<String>>,
     zones: Mutex<HashMap<String, Vec<(String, String)>>>,
-    /// Default image by (region, instance type, GPU shape).
-    images: Mutex<HashMap<(String, String, bool), String>>,
+    /// Default image and its root device by (region, instance type, GPU shape).
+    images: Mutex<HashMap<(String, String, bool), DefaultImage>>,
     cluster_regions: Mutex<HashMap<String, String>>,
 }
 
@@ -301,13 +308,14 @@ impl AwsProvider {
     }
 
     /// The image for `instance_type` in `region`: the newest Deep Learning (GPU shapes) or
-    /// Ubuntu image of the instance type's architecture.
+    /// Ubuntu image of the instance type's architecture, with its root device as the same
+    /// `DescribeImages` answer names it.
     async fn default_image(
         &self,
         region: &str,
         instance_type: &str,
         gpu: bool,
-    ) -> Result<String, ProviderError> {
+    ) -> Result<DefaultImage, ProviderError> {
         let key = (region.to_string(), instance_type.to_string(), gpu);
         if let Some(image) = lock(&self.images).get(&key) {
             return Ok(image.clone());
@@ -354,9 +362,15 @@ impl AwsProvider {
                 .iter()
                 .filter(|i| i.image_id().is_some())
                 .max_by(|a, b| a.creation_date().cmp(&b.creation_date()));
-            if let Some(id) = newest.and_then(|i| i.image_id()) {
-                lock(&self.images).insert(key, id.to_string());
-                return Ok(id.to_string());
+            if let Some(image) = newest
+                && let Some(id) = image.image_id()
+            {
+                let found = DefaultImage {
+                    id: id.to_string(),
+                    root_device: image.root_device_name().map(str::to_string),
+                };
+                lock(&self.images).insert(key, found.clone());
+                return Ok(found);
             }
         }
         Err(ProviderError::InsufficientCapacity {
