@@ -324,8 +324,11 @@ pub fn launch_planned(
     };
     if let Some(error) = launch_error {
         let task = report.failed_task.clone().unwrap_or_default();
-        return Err(anyhow::Error::new(error)
-            .context(format!("task {task:?} failed to launch\n{}", report.summary())));
+        // The reason leads the first line; the attempts follow, then what ran.
+        return Err(anyhow::anyhow!(
+            "task {task:?} failed to launch: {error}\n{}",
+            report.summary()
+        ));
     }
     Ok(report)
 }
@@ -347,7 +350,7 @@ pub async fn follow_job(
     secrets: &[&str],
     out: &mut (dyn Write + Send),
 ) -> Result<Option<i32>, ProviderError> {
-    let status = provider.status(cluster).await?;
+    let status = provider.status(cluster.into()).await?;
     let job = job.or_else(|| status.latest_job().map(|j| j.id));
     let multi_node = status.nodes.len() > 1;
     let options = LogOptions {
@@ -355,7 +358,7 @@ pub async fn follow_job(
         job,
         ..Default::default()
     };
-    let mut stream = provider.logs(cluster, &options).await?;
+    let mut stream = provider.logs(cluster.into(), &options).await?;
     while let Some(line) = stream.next().await {
         let line = line?;
         let text = redact_text(&line.render(multi_node), secrets);
@@ -364,7 +367,7 @@ pub async fn follow_job(
     let finished =
         move |s: &ClusterStatus| job.and_then(|id| s.job(id)).is_none_or(|j| j.state.is_finished());
     let status = provider
-        .wait_until(cluster, &finished, Duration::from_secs(365 * 24 * 3600))
+        .wait_until(cluster.into(), &finished, Duration::from_secs(365 * 24 * 3600))
         .await?;
     Ok(job.and_then(|id| status.job(id)).and_then(|j| j.exit_code))
 }

@@ -229,10 +229,9 @@ pub fn status_table(report: &skyplan_providers::StatusReport) -> String {
             Some(p) => p.instance_type.clone(),
             None => "-".to_string(),
         };
-        let status = match (&view.live, &view.live_error) {
-            (Some(live), _) => live.state.to_string(),
-            (None, Some(error)) => format!("{} ({error})", record.status),
-            (None, None) => record.status.to_string(),
+        let status = match &view.live_error {
+            Some(error) if view.live.is_none() => format!("{} ({error})", view.state),
+            _ => view.state.to_string(),
         };
         let jobs = view
             .jobs

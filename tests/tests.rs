@@ -30,5 +30,10 @@ mod render;
 #[cfg(feature = "aws-testing")]
 mod launch_aws;
 
+/// `down` reports only what it verified; AWS plans only on `SKYPLAN_AWS_REGIONS` and finds a
+/// cluster where it was recorded; an auth failure leads the error and ends the calls.
+#[cfg(feature = "aws-testing")]
+mod down_aws;
+
 /// Rules of the house: every source file starts with a `//!` line.
 mod house;

@@ -1,5 +1,6 @@
 //! `skyplan down NAME... | --all`: tear clusters down wherever they are (the state store's
-//! record and every provider's labeled resources), idempotently, and say what was removed.
+//! record and every provider's labeled resources), idempotently, and say only what was
+//! verified: what is still there is an error (exit 1), what is shutting down is named.
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -23,11 +24,17 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let store = skyplan::launch::open_store(&home)?;
     let providers = skyplan::launch::providers(&home);
     let runtime = skyplan::launch::runtime()?;
+    let mut unlisted = false;
     let names: Vec<String> = if args.all {
         let mut all: BTreeSet<String> = store.clusters()?.into_iter().map(|c| c.name).collect();
         for provider in providers.values() {
-            if let Ok(clusters) = runtime.block_on(provider.list()) {
-                all.extend(clusters.into_iter().map(|c| c.name));
+            match runtime.block_on(provider.list()) {
+                Ok(clusters) => all.extend(clusters.into_iter().map(|c| c.name)),
+                Err(err) => {
+                    // What it holds cannot be known, so `down --all` cannot say all is gone.
+                    unlisted = true;
+                    eprintln!("error: could not list clusters on {}: {err}", provider.id());
+                }
             }
         }
         all.into_iter().collect()
@@ -39,23 +46,18 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     for name in &names {
         match runtime.block_on(skyplan_providers::teardown_cluster(&store, &providers, name)) {
             Ok(outcome) => {
+                if !outcome.verified {
+                    failed = true;
+                }
                 if !cli.json {
-                    let text = if outcome.found() {
-                        let places: Vec<&str> = outcome.torn_down.iter().map(|(p, _)| p.as_str()).collect();
-                        format!(
-                            "Terminated {name}{}.",
-                            if places.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" on {}", places.join(", "))
-                            }
-                        )
-                    } else {
-                        format!("Cluster {name} not found; nothing to remove.")
-                    };
-                    super::print_text(&text)?;
+                    super::print_text(&down_text(name, &outcome))?;
                     for warning in &outcome.warnings {
                         super::print_text(&format!("  warning: {warning}"))?;
+                    }
+                    if !outcome.verified {
+                        eprintln!(
+                            "error: could not verify that {name} is gone everywhere (see the warnings); run `skyplan down {name}` again"
+                        );
                     }
                 }
                 outcomes.push(outcome);
@@ -71,9 +73,37 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     } else if names.is_empty() {
         super::print_text("No clusters.")?;
     }
-    Ok(if failed {
+    Ok(if failed || unlisted {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What `down` verified for one cluster: "Terminated" only when nothing carrying its label is
+/// left, "Terminating" with what is still shutting down.
+fn down_text(name: &str, outcome: &skyplan_providers::DownOutcome) -> String {
+    if !outcome.found() {
+        return format!("Cluster {name} not found; nothing to remove.");
+    }
+    let places: Vec<&str> = outcome
+        .torn_down
+        .iter()
+        .filter(|(_, o)| o.existed())
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let on = if places.is_empty() {
+        " (only its record was left)".to_string()
+    } else {
+        format!(" on {}", places.join(", "))
+    };
+    let terminating = outcome.terminating();
+    if terminating.is_empty() {
+        format!("Terminated {name}{on}.")
+    } else {
+        format!(
+            "Terminating {name}{on}; still shutting down: {}.",
+            terminating.join(", ")
+        )
+    }
 }

@@ -66,9 +66,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         job: args.job,
     };
     runtime.block_on(async {
-        let status = provider.status(&args.name).await?;
+        let status = provider.status(args.name.as_str().into()).await?;
         let multi_node = status.nodes.len() > 1 && args.node.is_none();
-        let mut stream = provider.logs(&args.name, &options).await?;
+        let mut stream = provider.logs(args.name.as_str().into(), &options).await?;
         while let Some(line) = stream.next().await {
             super::print_text(&line?.render(multi_node))?;
         }

@@ -106,17 +106,35 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Logs to stderr: skyplan's own crates at warn (-v info, -vv debug); the libraries under them
+/// (kube, the AWS SDK, hyper) only from -vv on, so their log lines never reach users as if
+/// they were ours; colour only on a terminal without `NO_COLOR`. `SKYPLAN_LOG` overrides.
 fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
+    use std::io::IsTerminal;
+    let ours = [
+        "skyplan",
+        "skyplan_providers",
+        "skyplan_catalog",
+        "skyplan_optimizer",
+        "skyplan_spec",
+        "skyplan_kubesim",
+    ];
+    let (level, others) = match verbose {
+        0 => ("warn", "off"),
+        1 => ("info", "off"),
+        _ => ("debug", "debug"),
     };
+    let default = std::iter::once(others.to_string())
+        .chain(ours.iter().map(|c| format!("{c}={level}")))
+        .collect::<Vec<_>>()
+        .join(",");
     let filter = tracing_subscriber::EnvFilter::try_from_env("SKYPLAN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .try_init();
 }

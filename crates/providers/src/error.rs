@@ -99,6 +99,15 @@ pub enum ProviderError {
         /// How long we waited.
         seconds: f64,
     },
+    /// A teardown was asked for, but these resources of the cluster are still there (and not
+    /// shutting down) when looked up again by its label.
+    #[error("cluster {cluster:?} is not gone: still there: {}", remaining.join(", "))]
+    TeardownIncomplete {
+        /// The cluster.
+        cluster: String,
+        /// What is still there, each with where.
+        remaining: Vec<String>,
+    },
     /// Local IO failed (files, processes).
     #[error("{context}: {source}")]
     Io {
@@ -174,6 +183,7 @@ impl ProviderError {
             ProviderError::NoProvider { .. } => "no_provider",
             ProviderError::NotFound { .. } => "not_found",
             ProviderError::Timeout { .. } => "timeout",
+            ProviderError::TeardownIncomplete { .. } => "teardown_incomplete",
             ProviderError::Io { .. } => "io",
             ProviderError::State { .. } => "state",
         }
@@ -209,6 +219,7 @@ impl ProviderError {
             ProviderError::InvalidRequest { .. }
             | ProviderError::NotFound { .. }
             | ProviderError::Timeout { .. }
+            | ProviderError::TeardownIncomplete { .. }
             | ProviderError::Io { .. }
             | ProviderError::State { .. } => FailoverAction::Stop,
         }
@@ -258,7 +269,7 @@ impl ProviderError {
                 context: scrub(context),
                 source,
             },
-            other @ ProviderError::NoProvider { .. } => other,
+            other @ (ProviderError::NoProvider { .. } | ProviderError::TeardownIncomplete { .. }) => other,
         }
     }
 }

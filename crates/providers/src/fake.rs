@@ -17,8 +17,8 @@ use skyplan_optimizer::{CapacityLimit, Placement};
 use skyplan_spec::REDACTED;
 
 use crate::{
-    CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterState, ClusterStatus, ClusterSummary, JobState,
-    JobStatus, LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProviderError,
+    CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterRef, ClusterState, ClusterStatus, ClusterSummary,
+    JobState, JobStatus, LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProviderError,
     ProvisionRequest, TaskRun, TeardownOutcome, node_variables,
 };
 
@@ -417,7 +417,8 @@ impl Provider for FakeProvider {
         })
     }
 
-    async fn status(&self, cluster: &str) -> Result<ClusterStatus, ProviderError> {
+    async fn status(&self, cluster: ClusterRef<'_>) -> Result<ClusterStatus, ProviderError> {
+        let cluster = cluster.name;
         let mut state = self.lock();
         state.calls.push(Call::Status {
             cluster: cluster.to_string(),
@@ -450,7 +451,8 @@ impl Provider for FakeProvider {
             .collect())
     }
 
-    async fn logs(&self, cluster: &str, options: &LogOptions) -> Result<LogStream, ProviderError> {
+    async fn logs(&self, cluster: ClusterRef<'_>, options: &LogOptions) -> Result<LogStream, ProviderError> {
+        let cluster = cluster.name;
         let mut state = self.lock();
         state.calls.push(Call::Logs {
             cluster: cluster.to_string(),
@@ -478,18 +480,20 @@ impl Provider for FakeProvider {
         Ok(Box::pin(futures::stream::iter(lines.into_iter().map(Ok))))
     }
 
-    async fn teardown(&self, cluster: &str) -> Result<TeardownOutcome, ProviderError> {
+    async fn teardown(&self, cluster: ClusterRef<'_>) -> Result<TeardownOutcome, ProviderError> {
+        let cluster = cluster.name;
         let mut state = self.lock();
         state.calls.push(Call::Teardown {
             cluster: cluster.to_string(),
         });
         Ok(match state.clusters.remove(cluster) {
-            Some(_) => TeardownOutcome::Requested,
+            Some(_) => TeardownOutcome::Terminated,
             None => TeardownOutcome::AlreadyGone,
         })
     }
 
-    async fn exec(&self, cluster: &str, task: &TaskRun) -> Result<u64, ProviderError> {
+    async fn exec(&self, cluster: ClusterRef<'_>, task: &TaskRun) -> Result<u64, ProviderError> {
+        let cluster = cluster.name;
         let mut state = self.lock();
         state.calls.push(Call::Exec {
             cluster: cluster.to_string(),

@@ -41,7 +41,7 @@
 //! runtime.block_on(async {
 //!     launcher.launch(&request, &NoProgress).await.unwrap();
 //!     let options = LogOptions { follow: true, ..Default::default() };
-//!     let lines: Vec<_> = local.logs("hello", &options).await.unwrap().collect().await;
+//!     let lines: Vec<_> = local.logs("hello".into(), &options).await.unwrap().collect().await;
 //!     assert_eq!(lines[0].as_ref().unwrap().text, "hello from rank 0");
 //!     assert!(launcher.down("hello").await.unwrap().found());
 //! });
@@ -75,14 +75,14 @@ pub use kubernetes::{KUBERNETES, KubernetesConfig, KubernetesProvider};
 pub use launcher::{
     Attempt, Backoff, ClusterView, DisabledCloud, DownOutcome, LaunchError, LaunchEvent, LaunchOutcome,
     LaunchPlan, LaunchRequest, LaunchTask, Launcher, LineProgress, NoProgress, PipelineRequest, PipelineRun,
-    Progress, Providers, StatusReport, TaskProgress, check_cluster_name, describe_action, describe_placement,
-    refresh_cluster, status_report, teardown_cluster,
+    Progress, Providers, ShownState, StatusReport, TaskProgress, check_cluster_name, describe_action,
+    describe_placement, refresh_cluster, status_report, teardown_cluster,
 };
 #[cfg(feature = "local")]
 pub use local::{Gpu, LOCAL, LocalProvider, detect_gpus, machine_offers, parse_nvidia_smi};
 pub use provider::{
-    CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterState, ClusterStatus, ClusterSummary, JobState,
-    JobStatus, LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProvisionRequest,
+    CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterRef, ClusterState, ClusterStatus, ClusterSummary,
+    JobState, JobStatus, LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProvisionRequest,
     StatusPredicate, TeardownOutcome, UnavailableProvider,
 };
 pub use registry::{Backends, KNOWN_CLOUDS};

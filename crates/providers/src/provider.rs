@@ -286,14 +286,84 @@ impl LogLine {
 /// A stream of log lines; ends when the logs end (or, with `follow`, when the job ends).
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<LogLine, ProviderError>> + Send>>;
 
-/// What [`Provider::teardown`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What [`Provider::teardown`] did, as verified afterwards by looking up the cluster's label
+/// where it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TeardownOutcome {
-    /// The cluster existed and its removal was done or requested.
-    Requested,
+    /// The cluster existed, and nothing carrying its label is left.
+    Terminated,
+    /// The cluster existed; these resources are still shutting down (each described with
+    /// where it is, e.g. `instance i-0abc (shutting-down) in eu-north-1`) and need no more
+    /// calls to go away.
+    Terminating {
+        /// What is still shutting down.
+        remaining: Vec<String>,
+    },
     /// Nothing by that name existed.
     AlreadyGone,
+}
+
+impl TeardownOutcome {
+    /// Whether the cluster existed.
+    pub fn existed(&self) -> bool {
+        !matches!(self, TeardownOutcome::AlreadyGone)
+    }
+}
+
+/// A cluster by name, with where the state store recorded it, when it did: backends look there
+/// as well as in the places they are configured for (`SKYPLAN_AWS_REGIONS`, the configured
+/// Kubernetes contexts), so a cluster launched before a setting changed is still found.
+///
+/// ```
+/// use skyplan_providers::ClusterRef;
+/// let bare: ClusterRef = "train".into();
+/// assert_eq!((bare.name, bare.region), ("train", None));
+/// let placed = ClusterRef::new("train").at(Some("eu-north-1"), Some("eun1-az1"));
+/// assert_eq!(placed.to_string(), "train");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClusterRef<'a> {
+    /// The cluster name (the value of [`CLUSTER_LABEL`]).
+    pub name: &'a str,
+    /// The recorded region (a Kubernetes context for the `kubernetes` backend).
+    pub region: Option<&'a str>,
+    /// The recorded zone.
+    pub zone: Option<&'a str>,
+}
+
+impl<'a> ClusterRef<'a> {
+    /// A cluster known only by name.
+    pub fn new(name: &'a str) -> Self {
+        ClusterRef {
+            name,
+            region: None,
+            zone: None,
+        }
+    }
+
+    /// The same cluster, recorded at `region` / `zone`.
+    pub fn at(self, region: Option<&'a str>, zone: Option<&'a str>) -> Self {
+        ClusterRef { region, zone, ..self }
+    }
+}
+
+impl<'a> From<&'a str> for ClusterRef<'a> {
+    fn from(name: &'a str) -> Self {
+        ClusterRef::new(name)
+    }
+}
+
+impl<'a> From<&'a String> for ClusterRef<'a> {
+    fn from(name: &'a String) -> Self {
+        ClusterRef::new(name)
+    }
+}
+
+impl fmt::Display for ClusterRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
 }
 
 /// A predicate over a cluster's status, for [`Provider::wait_until`].
@@ -325,6 +395,15 @@ pub trait Provider: Send + Sync {
     /// What this provider can do.
     fn capabilities(&self) -> Capabilities;
 
+    /// Whether this provider may plan on `offer`'s place: false for regions (or contexts)
+    /// outside the ones it is configured for, e.g. `SKYPLAN_AWS_REGIONS`. The same setting
+    /// bounds where [`Provider::list`] looks; a recorded cluster is still found where it was
+    /// recorded ([`ClusterRef`]).
+    fn serves(&self, offer: &Offer) -> bool {
+        let _ = offer;
+        true
+    }
+
     /// Live offers and free capacity. Cheap enough to call before every launch; a provider
     /// whose prices come from the static catalog returns only capacity rows (or nothing).
     async fn offers(&self) -> Result<LiveOffers, ProviderError>;
@@ -344,8 +423,8 @@ pub trait Provider: Send + Sync {
     async fn provision(&self, request: &ProvisionRequest) -> Result<ClusterHandle, ProviderError>;
 
     /// The cluster's state and jobs. [`ProviderError::NotFound`] when it does not exist (never
-    /// created, or torn down).
-    async fn status(&self, cluster: &str) -> Result<ClusterStatus, ProviderError>;
+    /// created, or torn down) where it was recorded nor where this provider looks.
+    async fn status(&self, cluster: ClusterRef<'_>) -> Result<ClusterStatus, ProviderError>;
 
     /// Every cluster this provider holds resources for, found by [`CLUSTER_LABEL`] (not from
     /// the state store), so that crashed launches can be found and torn down.
@@ -354,17 +433,20 @@ pub trait Provider: Send + Sync {
     /// A job's output (the newest job unless `options.job`). With `follow`, the stream ends
     /// when the job ends; without, it ends after the lines written so far.
     /// [`ProviderError::NotFound`] for an unknown cluster or job.
-    async fn logs(&self, cluster: &str, options: &LogOptions) -> Result<LogStream, ProviderError>;
+    async fn logs(&self, cluster: ClusterRef<'_>, options: &LogOptions) -> Result<LogStream, ProviderError>;
 
-    /// Stops every job and deletes every resource of the cluster. Idempotent:
-    /// [`TeardownOutcome::AlreadyGone`] when nothing of that name exists, never an error for
-    /// that. After `Requested`, [`Provider::list`] eventually stops listing it.
-    async fn teardown(&self, cluster: &str) -> Result<TeardownOutcome, ProviderError>;
+    /// Stops every job and deletes every resource of the cluster, where it was recorded and
+    /// wherever this provider looks, then looks again by [`CLUSTER_LABEL`] and says what it
+    /// found: [`TeardownOutcome::Terminated`] only when nothing is left,
+    /// [`TeardownOutcome::Terminating`] with what is still shutting down, and an error naming
+    /// what is still there otherwise. Idempotent: [`TeardownOutcome::AlreadyGone`] when nothing
+    /// of that name exists, never an error for that.
+    async fn teardown(&self, cluster: ClusterRef<'_>) -> Result<TeardownOutcome, ProviderError>;
 
     /// Runs `task` as a new job on an existing cluster (`setup` is not run again, as in
     /// SkyPilot's `exec`) and returns the job id. [`ProviderError::NotFound`] for an unknown
     /// cluster; [`ProviderError::Unsupported`] by default.
-    async fn exec(&self, cluster: &str, task: &TaskRun) -> Result<u64, ProviderError> {
+    async fn exec(&self, cluster: ClusterRef<'_>, task: &TaskRun) -> Result<u64, ProviderError> {
         let _ = (cluster, task);
         Err(ProviderError::Unsupported {
             message: format!("exec on an existing cluster is not supported on {}", self.id()),
@@ -401,7 +483,7 @@ pub trait Provider: Send + Sync {
     /// wait.
     async fn wait_until(
         &self,
-        cluster: &str,
+        cluster: ClusterRef<'_>,
         predicate: StatusPredicate<'_>,
         timeout: Duration,
     ) -> Result<ClusterStatus, ProviderError> {
@@ -415,7 +497,7 @@ pub trait Provider: Send + Sync {
             let elapsed = start.elapsed();
             if elapsed >= timeout {
                 return Err(ProviderError::Timeout {
-                    what: format!("cluster {cluster:?}"),
+                    what: format!("cluster {:?}", cluster.name),
                     seconds: elapsed.as_secs_f64(),
                 });
             }
@@ -427,7 +509,8 @@ pub trait Provider: Send + Sync {
 
 /// Stands in for a provider that is configured but unusable (a kubeconfig context missing, a
 /// broken `config.yaml`, a bad AWS setting): `offers`, `check` and `provision` answer with the
-/// reason, so that `skyplan check` and launches say why; `list` and `teardown` find nothing.
+/// reason, so that `skyplan check` and launches say why; `list` answers the reason too (what it
+/// holds cannot be known), and `teardown` finds nothing.
 #[derive(Debug, Clone)]
 pub struct UnavailableProvider {
     id: String,
@@ -464,19 +547,20 @@ impl Provider for UnavailableProvider {
         })
     }
 
-    async fn status(&self, cluster: &str) -> Result<ClusterStatus, ProviderError> {
-        Err(ProviderError::cluster_not_found(cluster))
+    async fn status(&self, cluster: ClusterRef<'_>) -> Result<ClusterStatus, ProviderError> {
+        Err(ProviderError::cluster_not_found(cluster.name))
     }
 
     async fn list(&self) -> Result<Vec<ClusterSummary>, ProviderError> {
-        Ok(Vec::new())
+        // What it holds cannot be known: `down --all` must not say everything is gone.
+        Err(self.reason.clone())
     }
 
-    async fn logs(&self, cluster: &str, _options: &LogOptions) -> Result<LogStream, ProviderError> {
-        Err(ProviderError::cluster_not_found(cluster))
+    async fn logs(&self, cluster: ClusterRef<'_>, _options: &LogOptions) -> Result<LogStream, ProviderError> {
+        Err(ProviderError::cluster_not_found(cluster.name))
     }
 
-    async fn teardown(&self, _cluster: &str) -> Result<TeardownOutcome, ProviderError> {
+    async fn teardown(&self, _cluster: ClusterRef<'_>) -> Result<TeardownOutcome, ProviderError> {
         Ok(TeardownOutcome::AlreadyGone)
     }
 }

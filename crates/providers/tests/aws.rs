@@ -221,7 +221,7 @@ fn down_finds_instances_of_a_launch_that_crashed_before_recording() {
     assert!(rt.block_on(aws.list()).expect("list").is_empty());
     assert_eq!(testbed.running_instances(), 0, "the instance's job was killed");
     assert!(matches!(
-        rt.block_on(aws.status("crashed")),
+        rt.block_on(aws.status("crashed".into())),
         Err(skyplan_providers::ProviderError::NotFound { .. })
     ));
 }

@@ -174,13 +174,13 @@ fn multi_node_tasks_run_one_pod_per_rank() {
             ..Default::default()
         };
         let lines: Vec<_> = provider
-            .logs("peers", &options)
+            .logs("peers".into(), &options)
             .await
             .expect("logs")
             .collect()
             .await;
         let text = lines[0].as_ref().expect("line").text.clone();
-        provider.teardown("peers").await.expect("down");
+        provider.teardown("peers".into()).await.expect("down");
         assert_eq!(text, "peers-0.peers-nodes peers-1.peers-nodes ");
     });
 }
@@ -263,7 +263,7 @@ fn seed_example_lands_on_a_free_l4_then_fails_over_to_the_other_cluster_then_the
             follow: true,
             ..Default::default()
         };
-        let mut stream = k8s.logs("seed-1", &options).await.expect("logs");
+        let mut stream = k8s.logs("seed-1".into(), &options).await.expect("logs");
         let mut lines = Vec::new();
         while let Some(line) = tokio::time::timeout(Duration::from_secs(30), stream.next())
             .await

@@ -256,7 +256,7 @@ fn rendered_objects_equal_what_the_backend_creates() {
                     ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0];
                 assert_eq!(term["matchExpressions"][0]["key"], "cloud.google.com/gke-accelerator");
             }
-            k8s.teardown(cluster).await.expect("down");
+            k8s.teardown(cluster.into()).await.expect("down");
         }
     });
 }

@@ -55,7 +55,7 @@ fn two_node_task_runs_with_ranks_and_down_leaves_nothing() {
             follow: true,
             ..Default::default()
         };
-        let mut stream = local.logs("pair", &options).await.expect("logs");
+        let mut stream = local.logs("pair".into(), &options).await.expect("logs");
         let first = stream.next().await.expect("a line").expect("ok");
         eprintln!(
             "local two-node launch: {:?} to launched, {:?} to first log line",
@@ -115,7 +115,12 @@ fn two_node_task_runs_with_ranks_and_down_leaves_nothing() {
             tail: Some(1),
             ..Default::default()
         };
-        let last: Vec<_> = local.logs("pair", &tail).await.expect("logs").collect().await;
+        let last: Vec<_> = local
+            .logs("pair".into(), &tail)
+            .await
+            .expect("logs")
+            .collect()
+            .await;
         assert_eq!(last.len(), 1);
 
         // `status` refreshes the recorded jobs from the live view.
@@ -135,7 +140,7 @@ fn two_node_task_runs_with_ranks_and_down_leaves_nothing() {
         assert!(down.found() && down.record_removed, "{down:?}");
         assert_eq!(
             down.torn_down,
-            [("local".to_string(), TeardownOutcome::Requested)]
+            [("local".to_string(), TeardownOutcome::Terminated)]
         );
         let again = launcher.down("pair").await.expect("down twice");
         assert!(!again.found(), "{again:?}");
@@ -277,7 +282,7 @@ fn teardown_kills_running_processes() {
         launcher.launch(&request, &NoProgress).await.expect("launch");
         let mut stream = local
             .logs(
-                "sleeper",
+                "sleeper".into(),
                 &LogOptions {
                     follow: true,
                     ..Default::default()
@@ -293,7 +298,7 @@ fn teardown_kills_running_processes() {
             .parse()
             .expect("pid");
         assert!(pid_exists(pid));
-        let status = local.status("sleeper").await.expect("status");
+        let status = local.status("sleeper".into()).await.expect("status");
         assert_eq!(status.job(1).map(|j| j.state), Some(JobState::Running));
         let start = Instant::now();
         launcher.down("sleeper").await.expect("down");

@@ -194,7 +194,7 @@ fn down_cleans_up_a_cluster_whose_launch_died_before_recording_it() {
         assert!(crashed.record_removed);
         assert_eq!(
             crashed.torn_down,
-            [(LOCAL.to_string(), TeardownOutcome::Requested)]
+            [(LOCAL.to_string(), TeardownOutcome::Terminated)]
         );
         let orphan = teardown_cluster(&store, &providers, "orphan")
             .await
@@ -202,7 +202,7 @@ fn down_cleans_up_a_cluster_whose_launch_died_before_recording_it() {
         assert!(!orphan.record_removed);
         assert_eq!(
             orphan.torn_down,
-            [(LOCAL.to_string(), TeardownOutcome::Requested)]
+            [(LOCAL.to_string(), TeardownOutcome::Terminated)]
         );
         let again = teardown_cluster(&store, &providers, "orphan")
             .await

@@ -101,7 +101,7 @@ pub async fn follow_logs(provider: &dyn Provider, cluster: &str, job: Option<u64
         job,
         ..Default::default()
     };
-    let stream = provider.logs(cluster, &options).await.expect("logs");
+    let stream = provider.logs(cluster.into(), &options).await.expect("logs");
     let lines: Vec<_> = tokio::time::timeout(Duration::from_secs(60), stream.collect::<Vec<_>>())
         .await
         .expect("log stream ends when the job ends");
@@ -112,7 +112,7 @@ pub async fn follow_logs(provider: &dyn Provider, cluster: &str, job: Option<u64
 pub async fn wait_job(provider: &dyn Provider, cluster: &str, id: u64) -> ClusterStatus {
     let done = move |s: &ClusterStatus| s.job(id).is_some_and(|j| j.state.is_finished());
     provider
-        .wait_until(cluster, &done, Duration::from_secs(60))
+        .wait_until(cluster.into(), &done, Duration::from_secs(60))
         .await
         .expect("job finishes")
 }

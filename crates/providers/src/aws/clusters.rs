@@ -1,5 +1,6 @@
-//! Clusters that exist: their instances found by the cluster tag (in one region or any), listed,
-//! their job's status read from consoles, and deleted with their security groups.
+//! Clusters that exist: their instances found by the cluster tag (where recorded, then in every
+//! searched region), listed, their job's status read from consoles, and deleted with their
+//! security groups, then looked up again to verify.
 
 use super::*;
 
@@ -24,33 +25,103 @@ impl AwsProvider {
         describe_instances(&self.client(region).await, region, filters).await
     }
 
-    /// The region holding `cluster`'s instances, and the instances by rank.
+    /// The regions to look in for `cluster`: where it was recorded, where this provider
+    /// launched it, then the searched ones ([`AwsProvider::regions`]), without repeats.
+    pub(super) async fn regions_for(&self, cluster: ClusterRef<'_>) -> Result<Vec<String>, ProviderError> {
+        let mut regions: Vec<String> = cluster.region.map(str::to_string).into_iter().collect();
+        regions.extend(lock(&self.cluster_regions).get(cluster.name).cloned());
+        regions.extend(self.regions().await?);
+        let mut seen = std::collections::HashSet::new();
+        regions.retain(|r| seen.insert(r.clone()));
+        Ok(regions)
+    }
+
+    /// The region holding `cluster`'s instances, and the instances by rank: the recorded
+    /// region (and the one this provider launched it in) first, then every searched region.
     pub(super) async fn find_cluster(
         &self,
-        cluster: &str,
+        cluster: ClusterRef<'_>,
     ) -> Result<Option<(String, Vec<Instance>)>, ProviderError> {
-        let cached = lock(&self.cluster_regions).get(cluster).cloned();
-        if let Some(region) = cached {
-            let instances = self.cluster_instances(&region, cluster).await?;
+        let known = cluster
+            .region
+            .map(str::to_string)
+            .or_else(|| lock(&self.cluster_regions).get(cluster.name).cloned());
+        if let Some(region) = known {
+            let instances = self.cluster_instances(&region, cluster.name).await?;
             if !instances.is_empty() {
                 return Ok(Some((region, instances)));
             }
         }
-        let regions = self.regions().await?;
+        let regions = self.regions_for(cluster).await?;
         let answers = futures::future::join_all(
             regions
                 .iter()
-                .map(|region| async move { (region, self.cluster_instances(region, cluster).await) }),
+                .map(|region| async move { (region, self.cluster_instances(region, cluster.name).await) }),
         )
         .await;
         for (region, answer) in answers {
             let instances = answer?;
             if !instances.is_empty() {
-                lock(&self.cluster_regions).insert(cluster.to_string(), region.clone());
+                lock(&self.cluster_regions).insert(cluster.name.to_string(), region.clone());
                 return Ok(Some((region.clone(), instances)));
             }
         }
         Ok(None)
+    }
+
+    /// Terminates the cluster's instances in every region it may be in (see
+    /// [`AwsProvider::regions_for`]), then describes them again by the cluster tag: what is
+    /// shutting down is reported, anything else still there is an error.
+    pub(super) async fn delete_everywhere(
+        &self,
+        cluster: ClusterRef<'_>,
+    ) -> Result<TeardownOutcome, ProviderError> {
+        let regions = self.regions_for(cluster).await?;
+        let answers = futures::future::join_all(
+            regions
+                .iter()
+                .map(|r| async move { (r, self.delete_in(r, cluster.name).await) }),
+        )
+        .await;
+        let mut deleted_in = Vec::new();
+        for (region, answer) in answers {
+            if answer? {
+                deleted_in.push(region);
+            }
+        }
+        if deleted_in.is_empty() {
+            return Ok(TeardownOutcome::AlreadyGone);
+        }
+        let mut shutting_down = Vec::new();
+        let mut still_there = Vec::new();
+        for region in deleted_in {
+            let filters = vec![cluster_filter(cluster.name), not_terminated_filter()];
+            for instance in self.describe_instances(region, filters).await? {
+                let state = state_of(&instance).map_or("unknown".to_string(), |s| s.as_str().to_string());
+                let text = format!(
+                    "instance {} ({state}) in {region}",
+                    instance.instance_id().unwrap_or("?")
+                );
+                if state_of(&instance) == Some(InstanceStateName::ShuttingDown) {
+                    shutting_down.push(text);
+                } else {
+                    still_there.push(text);
+                }
+            }
+        }
+        if !still_there.is_empty() {
+            return Err(ProviderError::TeardownIncomplete {
+                cluster: cluster.name.to_string(),
+                remaining: still_there,
+            });
+        }
+        Ok(if shutting_down.is_empty() {
+            TeardownOutcome::Terminated
+        } else {
+            TeardownOutcome::Terminating {
+                remaining: shutting_down,
+            }
+        })
     }
 
     pub(super) async fn console(&self, region: &str, instance_id: &str) -> Result<String, ProviderError> {

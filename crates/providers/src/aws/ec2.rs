@@ -167,6 +167,20 @@ pub(super) fn live_state_filter() -> Filter {
         .build()
 }
 
+/// Instances that have not reached `terminated` (the live states and `shutting-down`).
+pub(super) fn not_terminated_filter() -> Filter {
+    Filter::builder()
+        .name("instance-state-name")
+        .set_values(Some(
+            LIVE_STATES
+                .iter()
+                .chain(&["shutting-down"])
+                .map(|s| s.to_string())
+                .collect(),
+        ))
+        .build()
+}
+
 pub(super) fn state_of(instance: &Instance) -> Option<InstanceStateName> {
     instance.state().and_then(|s| s.name()).cloned()
 }

@@ -12,9 +12,13 @@
 //!   task's `labels`, see [`label_tags`]), a gp3 root volume of `disk_size` GB, and a security
 //!   group for `ports`. It then tags the instances with the node IPs, which the user data
 //!   waits for.
+//! - `SKYPLAN_AWS_REGIONS` ([`AwsSettings::regions`]) is one setting for both sides: the
+//!   launcher plans only on those regions ([`Provider::serves`]) and `list` looks only there,
+//!   while `status`, `logs` and `teardown` also look where the state store recorded the cluster.
 //! - `status` and `logs` read each node's console output ([`userdata`] explains why), and
-//!   `teardown` terminates whatever carries the cluster's tag in any region — also what a
-//!   crashed launch left — and deletes its security group.
+//!   `teardown` terminates whatever carries the cluster's tag in those regions — also what a
+//!   crashed launch left — deletes its security group, then describes the cluster's instances
+//!   again: "terminated" only when none is left.
 //! - EC2 error codes become [`ProviderError`]s in [`classify`] and nowhere else.
 //!
 //! Tag keys use `:` instead of `/` (`skyplan.dev:cluster`): EC2 refuses to launch an instance
@@ -55,9 +59,9 @@ use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use crate::{
-    Capabilities, ClusterHandle, ClusterState, ClusterStatus, ClusterSummary, JobState, JobStatus,
-    LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProviderError, ProvisionRequest, Scope,
-    TeardownOutcome,
+    Capabilities, ClusterHandle, ClusterRef, ClusterState, ClusterStatus, ClusterSummary, JobState,
+    JobStatus, LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProviderError,
+    ProvisionRequest, Scope, TeardownOutcome,
 };
 use userdata::{UserDataContext, parse_console, render_user_data};
 
@@ -132,7 +136,8 @@ impl AwsProvider {
 
     /// The provider of the standard AWS chain, when it has credentials to work with
     /// ([`credentials_configured`]); `None` otherwise, so that machines without AWS never call it.
-    /// `SKYPLAN_AWS_REGIONS` (comma-separated) limits the regions searched by `list` and `down`;
+    /// `SKYPLAN_AWS_REGIONS` (comma-separated) limits the regions planned on and searched by
+    /// `list` and `down` (which also look where a cluster was recorded);
     /// `SKYPLAN_AWS_POLL_INTERVAL` (seconds) sets how often logs and status re-read consoles.
     pub fn from_env() -> Result<Option<Self>, ProviderError> {
         if !credentials_configured() {
@@ -388,6 +393,13 @@ impl Provider for AwsProvider {
         AWS
     }
 
+    fn serves(&self, offer: &skyplan_catalog::Offer) -> bool {
+        self.settings
+            .regions
+            .as_ref()
+            .is_none_or(|regions| regions.iter().any(|r| *r == offer.region))
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             spot: true,
@@ -457,9 +469,10 @@ impl Provider for AwsProvider {
         self.create(request).await
     }
 
-    async fn status(&self, cluster: &str) -> Result<ClusterStatus, ProviderError> {
+    async fn status(&self, at: ClusterRef<'_>) -> Result<ClusterStatus, ProviderError> {
+        let cluster = at.name;
         let (region, instances) = self
-            .find_cluster(cluster)
+            .find_cluster(at)
             .await?
             .ok_or_else(|| ProviderError::cluster_not_found(cluster))?;
         let states: Vec<Option<InstanceStateName>> = instances.iter().map(state_of).collect();
@@ -489,9 +502,10 @@ impl Provider for AwsProvider {
         Ok(clusters)
     }
 
-    async fn logs(&self, cluster: &str, options: &LogOptions) -> Result<LogStream, ProviderError> {
+    async fn logs(&self, at: ClusterRef<'_>, options: &LogOptions) -> Result<LogStream, ProviderError> {
+        let cluster = at.name;
         let (region, instances) = self
-            .find_cluster(cluster)
+            .find_cluster(at)
             .await?
             .ok_or_else(|| ProviderError::cluster_not_found(cluster))?;
         if let Some(job) = options.job
@@ -527,25 +541,9 @@ impl Provider for AwsProvider {
         Ok(futures::stream::select_all(streams).boxed())
     }
 
-    async fn teardown(&self, cluster: &str) -> Result<TeardownOutcome, ProviderError> {
-        // Every region, since a crashed launch may have left more; and the region this
-        // provider launched it in, should the searched regions leave it out.
-        let known = lock(&self.cluster_regions).get(cluster).cloned();
-        let mut regions = self.regions().await?;
-        if let Some(known) = known
-            && !regions.contains(&known)
-        {
-            regions.push(known);
-        }
-        let answers = futures::future::join_all(regions.iter().map(|r| self.delete_in(r, cluster))).await;
-        let mut found = false;
-        for answer in answers {
-            found |= answer?;
-        }
-        Ok(if found {
-            TeardownOutcome::Requested
-        } else {
-            TeardownOutcome::AlreadyGone
-        })
+    async fn teardown(&self, cluster: ClusterRef<'_>) -> Result<TeardownOutcome, ProviderError> {
+        // Every searched region, since a crashed launch may have left more; and the regions it
+        // was recorded and launched in, should the searched ones leave them out.
+        self.delete_everywhere(cluster).await
     }
 }

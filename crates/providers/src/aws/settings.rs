@@ -13,7 +13,9 @@ pub struct AwsSettings {
     /// Region for calls that are not about a placement (listing regions, `skyplan check`).
     /// Default: `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
     pub default_region: Option<String>,
-    /// Regions `list` and `teardown` look in (default: every region `DescribeRegions` returns).
+    /// Regions the launcher plans on and `list` and `teardown` look in (default: every region
+    /// `DescribeRegions` returns); `status` and `teardown` also look where a cluster was
+    /// recorded.
     pub regions: Option<Vec<String>>,
     /// How often `logs --follow` and `status` re-read console output.
     pub poll_interval: Duration,

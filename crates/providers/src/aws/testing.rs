@@ -275,6 +275,11 @@ impl AwsTestbed {
             .collect()
     }
 
+    /// Every call seen so far, in order.
+    pub fn all_calls(&self) -> Vec<Ec2Call> {
+        lock(&self.state.calls).clone()
+    }
+
     /// How many emulated instances still have a running process.
     pub fn running_instances(&self) -> usize {
         lock(&self.state.instances)

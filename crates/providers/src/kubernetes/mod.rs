@@ -45,8 +45,8 @@ pub use render::{Manifests, RenderOptions, build_manifests, render_manifests};
 pub use shape::{DEFAULT_GPU_LABEL, PodShape, task_placement};
 
 use crate::{
-    CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterState, ClusterStatus, ClusterSummary, JobState,
-    JobStatus, LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProviderError,
+    CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterRef, ClusterState, ClusterStatus, ClusterSummary,
+    JobState, JobStatus, LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProviderError,
     ProvisionRequest, Scope, TeardownOutcome,
 };
 
@@ -215,12 +215,29 @@ impl KubernetesProvider {
         Ok(pods)
     }
 
+    /// Where to look for `cluster`: the context it was recorded on first, then the configured
+    /// ones. A recorded context that is no longer configured is still asked (and its error says
+    /// so), so that a cluster is never reported gone only because the setting changed.
+    fn contexts_for(&self, cluster: ClusterRef<'_>) -> Vec<String> {
+        let mut contexts: Vec<String> = cluster.region.map(str::to_string).into_iter().collect();
+        contexts.extend(
+            self.contexts
+                .iter()
+                .filter(|c| Some(c.as_str()) != cluster.region)
+                .cloned(),
+        );
+        contexts
+    }
+
     /// The context holding `cluster`'s pods, and the pods by rank.
-    async fn find_cluster(&self, cluster: &str) -> Result<Option<(String, Vec<Pod>)>, ProviderError> {
-        for context in &self.contexts {
-            let pods = self.cluster_pods(context, cluster).await?;
+    async fn find_cluster(
+        &self,
+        cluster: ClusterRef<'_>,
+    ) -> Result<Option<(String, Vec<Pod>)>, ProviderError> {
+        for context in self.contexts_for(cluster) {
+            let pods = self.cluster_pods(&context, cluster.name).await?;
             if !pods.is_empty() {
-                return Ok(Some((context.clone(), pods)));
+                return Ok(Some((context, pods)));
             }
         }
         Ok(None)
@@ -652,9 +669,10 @@ impl Provider for KubernetesProvider {
         created
     }
 
-    async fn status(&self, cluster: &str) -> Result<ClusterStatus, ProviderError> {
+    async fn status(&self, at: ClusterRef<'_>) -> Result<ClusterStatus, ProviderError> {
+        let cluster = at.name;
         let (_, pods) = self
-            .find_cluster(cluster)
+            .find_cluster(at)
             .await?
             .ok_or_else(|| ProviderError::cluster_not_found(cluster))?;
         let bound = pods.iter().all(|p| {
@@ -739,9 +757,10 @@ impl Provider for KubernetesProvider {
         Ok(found.into_values().collect())
     }
 
-    async fn logs(&self, cluster: &str, options: &LogOptions) -> Result<LogStream, ProviderError> {
+    async fn logs(&self, at: ClusterRef<'_>, options: &LogOptions) -> Result<LogStream, ProviderError> {
+        let cluster = at.name;
         let (context, pods) = self
-            .find_cluster(cluster)
+            .find_cluster(at)
             .await?
             .ok_or_else(|| ProviderError::cluster_not_found(cluster))?;
         if let Some(job) = options.job
@@ -785,15 +804,35 @@ impl Provider for KubernetesProvider {
         Ok(futures::stream::select_all(streams).boxed())
     }
 
-    async fn teardown(&self, cluster: &str) -> Result<TeardownOutcome, ProviderError> {
+    async fn teardown(&self, at: ClusterRef<'_>) -> Result<TeardownOutcome, ProviderError> {
         let mut found = false;
-        for context in &self.contexts {
-            found |= self.delete_in(context, cluster).await?;
+        let mut remaining = Vec::new();
+        let mut still_there = Vec::new();
+        for context in self.contexts_for(at) {
+            if !self.delete_in(&context, at.name).await? {
+                continue;
+            }
+            found = true;
+            // Verify: what still carries the label is either shutting down or a failure.
+            for pod in self.cluster_pods(&context, at.name).await? {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                if pod.metadata.deletion_timestamp.is_some() {
+                    remaining.push(format!("pod {name} (terminating) on context {context}"));
+                } else {
+                    still_there.push(format!("pod {name} on context {context}"));
+                }
+            }
         }
-        Ok(if found {
-            TeardownOutcome::Requested
-        } else {
-            TeardownOutcome::AlreadyGone
+        if !still_there.is_empty() {
+            return Err(ProviderError::TeardownIncomplete {
+                cluster: at.name.to_string(),
+                remaining: still_there,
+            });
+        }
+        Ok(match (found, remaining.is_empty()) {
+            (false, _) => TeardownOutcome::AlreadyGone,
+            (true, true) => TeardownOutcome::Terminated,
+            (true, false) => TeardownOutcome::Terminating { remaining },
         })
     }
 }

@@ -111,7 +111,18 @@ impl Launcher {
                 run.current = match solve(&run.first.catalog, &run.pinned_graph(), &policy) {
                     Ok(plan) => plan,
                     Err(error) if failures.is_empty() => return Err(LaunchError::NoPlacement(error)),
-                    Err(error) => return Err(fail(failures, format!("no placement left: {error}"))),
+                    Err(error) => {
+                        // A whole cloud blocked (auth, unsupported): say so, not "N offers blocked".
+                        let whole_cloud = failures.last().and_then(|a| match &a.action {
+                            crate::FailoverAction::Block(b) if b.region.is_none() => b.cloud.clone(),
+                            _ => None,
+                        });
+                        let reason = match whole_cloud {
+                            Some(cloud) => format!("no enabled cloud but {cloud} can run it"),
+                            None => format!("no placement left: {error}"),
+                        };
+                        return Err(fail(failures, reason));
+                    }
                 };
             }
             let Some(placement) = run.current.tasks.get(index).map(|t| t.chosen.clone()) else {
@@ -199,9 +210,14 @@ impl Launcher {
                 }
                 action => action,
             };
-            if tried && let (Some(provider), FailoverAction::Block(_)) = (provider, &action) {
-                // Whatever the failed attempt created must not linger (and cost money).
-                if let Err(teardown_error) = provider.teardown(cluster).await {
+            // Whatever the failed attempt created must not linger (and cost money); but no more
+            // calls with credentials the cloud has just rejected (`down` cleans up later).
+            let rejected = matches!(error, ProviderError::Auth { .. });
+            if tried
+                && !rejected
+                && let (Some(provider), FailoverAction::Block(_)) = (provider, &action)
+            {
+                if let Err(teardown_error) = provider.teardown(cluster.into()).await {
                     tracing::warn!(
                         "cleaning up after attempt {n} on {}: {teardown_error}",
                         provider.id()

@@ -31,11 +31,11 @@ pub use events::{
 pub use pipeline::{LaunchTask, PipelineRequest, PipelineRun, TaskProgress};
 pub use plan::{DisabledCloud, LaunchPlan};
 pub use teardown::{
-    ClusterView, DownOutcome, StatusReport, refresh_cluster, status_report, teardown_cluster,
+    ClusterView, DownOutcome, ShownState, StatusReport, refresh_cluster, status_report, teardown_cluster,
 };
 
 use crate::store::{JobRecord, RecordStatus, StateStore};
-use crate::{Backends, ClusterHandle, Provider, ProviderError, TaskRun};
+use crate::{Backends, ClusterHandle, ClusterRef, Provider, ProviderError, TaskRun};
 
 /// Providers by cloud name (a provider's [`Provider::id`] is the cloud of its offers).
 pub type Providers = std::collections::BTreeMap<String, Arc<dyn Provider>>;
@@ -156,6 +156,20 @@ pub enum LaunchError {
         /// The clouds that have offers for it, and why each is not enabled.
         clouds: Vec<DisabledCloud>,
     },
+    /// An enabled cloud has offers for a task, but only outside the regions (contexts) its
+    /// provider is configured for.
+    #[error(
+        "no configured region can run task {task:?}: {cloud} has offers for it only outside the regions it is \
+         configured for (cheapest: {cheapest}); widen them (SKYPLAN_AWS_REGIONS for aws) to plan there"
+    )]
+    OutsideConfigured {
+        /// The task.
+        task: String,
+        /// The cloud.
+        cloud: String,
+        /// Its cheapest offer outside, described.
+        cheapest: String,
+    },
     /// A task was not started because a task it depends on failed.
     #[error("task {task:?} was not started: task {parent:?}, which it depends on, failed")]
     ParentFailed {
@@ -193,14 +207,85 @@ fn not_enabled_text(task: &str, clouds: &[DisabledCloud]) -> String {
 
 fn failure_text(cluster: &str, attempts: &[Attempt], reason: &str) -> String {
     let mut text = format!(
-        "launching cluster {cluster:?} failed after {} attempt{}: {reason}",
+        "launching cluster {cluster:?} failed after {} attempt{}: ",
         attempts.len(),
         if attempts.len() == 1 { "" } else { "s" }
     );
+    match failure_lead(attempts) {
+        Some(lead) => text.push_str(&format!("{lead}; {reason}")),
+        None => text.push_str(reason),
+    }
     for attempt in attempts {
         text.push_str(&format!("\n  {attempt}"));
     }
     text
+}
+
+/// The one reason that ended a launch, and the attempts counted by reason: "no capacity in
+/// us-east-1, us-east-2 (aws) (3 insufficient capacity)", "authentication failed on aws: ...".
+/// The reason is the most frequent one (the last attempt's on a tie).
+fn failure_lead(attempts: &[Attempt]) -> Option<String> {
+    let last = attempts.last()?;
+    let mut counts: Vec<(&'static str, usize)> = Vec::new();
+    for attempt in attempts {
+        let kind = attempt.error.kind();
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
+        }
+    }
+    let top = counts
+        .iter()
+        .max_by_key(|(kind, n)| (*n, *kind == last.error.kind()))
+        .map_or(last.error.kind(), |(kind, _)| *kind);
+    let of_kind: Vec<&Attempt> = attempts.iter().filter(|a| a.error.kind() == top).collect();
+    // "us-east-1, us-east-2 (aws); ctx-a (kubernetes)": clouds in the order tried.
+    let places = || {
+        let mut clouds: Vec<(&str, Vec<&str>)> = Vec::new();
+        for attempt in &of_kind {
+            let (cloud, region) = (
+                attempt.placement.cloud.as_str(),
+                attempt.placement.region.as_str(),
+            );
+            match clouds.iter_mut().find(|(c, _)| *c == cloud) {
+                Some((_, regions)) if !regions.contains(&region) => regions.push(region),
+                Some(_) => {}
+                None => clouds.push((cloud, vec![region])),
+            }
+        }
+        clouds
+            .iter_mut()
+            .map(|(cloud, regions)| {
+                regions.sort_unstable();
+                format!("{} ({cloud})", regions.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let example = of_kind.last().map_or(String::new(), |a| a.error.to_string());
+    let lead = match top {
+        "auth" => {
+            let clouds: std::collections::BTreeSet<&str> =
+                of_kind.iter().map(|a| a.placement.cloud.as_str()).collect();
+            let message = match of_kind.last().map(|a| &a.error) {
+                Some(crate::ProviderError::Auth { message }) => message.clone(),
+                _ => example,
+            };
+            format!(
+                "authentication failed on {}: {message}",
+                clouds.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        }
+        "insufficient_capacity" | "unschedulable" => format!("no capacity in {}", places()),
+        "quota_exceeded" => format!("quota exceeded in {}", places()),
+        _ => example,
+    };
+    let counted = counts
+        .iter()
+        .map(|(kind, n)| format!("{n} {}", kind.replace('_', " ")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!("{lead} ({counted})"))
 }
 
 impl LaunchError {
@@ -382,7 +467,7 @@ impl Launcher {
             .get(&cloud)
             .ok_or(ProviderError::NoProvider { cloud })?;
         let job_id = provider
-            .exec(name, task)
+            .exec(ClusterRef::from(&record), task)
             .await
             .map_err(|e| e.redacted(&task.secret_values()))?;
         self.store

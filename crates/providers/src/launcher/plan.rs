@@ -57,7 +57,7 @@ impl Launcher {
         let enabled = Catalog::from_offers(
             full.offers()
                 .iter()
-                .filter(|o| self.backends.is_enabled(&o.cloud))
+                .filter(|o| self.plans_on(o))
                 .cloned()
                 .collect(),
         );
@@ -78,6 +78,17 @@ impl Launcher {
             }
             Err(error) => Err(self.explain_infeasible(&full, &graph, &policy, error)),
         }
+    }
+
+    /// Whether the plan may use `offer`: its cloud is enabled and its provider serves the place
+    /// ([`crate::Provider::serves`]: e.g. inside `SKYPLAN_AWS_REGIONS`).
+    fn plans_on(&self, offer: &skyplan_catalog::Offer) -> bool {
+        self.backends.is_enabled(&offer.cloud)
+            && self
+                .backends
+                .providers
+                .get(&offer.cloud)
+                .is_some_and(|p| p.serves(offer))
     }
 
     /// The static catalog plus every enabled provider's live offers, and the policy plus their
@@ -194,6 +205,22 @@ impl Launcher {
             );
         }
         if could.is_empty() {
+            // An enabled cloud with offers only outside the regions it is configured for.
+            if let Some(outside) = all
+                .iter()
+                .find(|c| self.backends.is_enabled(&c.offer.cloud) && !self.plans_on(&c.offer))
+            {
+                return LaunchError::OutsideConfigured {
+                    task: task.clone(),
+                    cloud: outside.offer.cloud.clone(),
+                    cheapest: format!(
+                        "{} in {} at {} $/h",
+                        outside.offer.instance_type,
+                        outside.offer.region,
+                        outside.hourly.normalize()
+                    ),
+                };
+            }
             return LaunchError::NoPlacement(error);
         }
         LaunchError::NotEnabled {

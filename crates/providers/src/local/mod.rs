@@ -26,8 +26,9 @@ use serde::{Deserialize, Serialize};
 pub use machine::{Gpu, LOCAL, cpu_count, detect_gpus, machine_offers, memory_gib, parse_nvidia_smi};
 
 use crate::{
-    CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterState, ClusterStatus, ClusterSummary, LiveOffers,
-    LogOptions, LogStream, NodeInfo, Provider, ProviderError, ProvisionRequest, TaskRun, TeardownOutcome,
+    CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterRef, ClusterState, ClusterStatus, ClusterSummary,
+    LiveOffers, LogOptions, LogStream, NodeInfo, Provider, ProviderError, ProvisionRequest, TaskRun,
+    TeardownOutcome,
 };
 
 /// What `cluster.json` holds.
@@ -217,7 +218,8 @@ impl Provider for LocalProvider {
         created
     }
 
-    async fn status(&self, cluster: &str) -> Result<ClusterStatus, ProviderError> {
+    async fn status(&self, cluster: ClusterRef<'_>) -> Result<ClusterStatus, ProviderError> {
+        let cluster = cluster.name;
         let dir = self.cluster_dir(cluster);
         if !dir.is_dir() {
             return Err(ProviderError::cluster_not_found(cluster));
@@ -270,7 +272,8 @@ impl Provider for LocalProvider {
         Ok(clusters)
     }
 
-    async fn logs(&self, cluster: &str, options: &LogOptions) -> Result<LogStream, ProviderError> {
+    async fn logs(&self, cluster: ClusterRef<'_>, options: &LogOptions) -> Result<LogStream, ProviderError> {
+        let cluster = cluster.name;
         let dir = self.cluster_dir(cluster);
         if !dir.is_dir() {
             return Err(ProviderError::cluster_not_found(cluster));
@@ -278,16 +281,18 @@ impl Provider for LocalProvider {
         jobs::log_stream(&dir, cluster, options)
     }
 
-    async fn teardown(&self, cluster: &str) -> Result<TeardownOutcome, ProviderError> {
+    async fn teardown(&self, cluster: ClusterRef<'_>) -> Result<TeardownOutcome, ProviderError> {
+        let cluster = cluster.name;
         let dir = self.cluster_dir(cluster);
         if !dir.exists() {
             return Ok(TeardownOutcome::AlreadyGone);
         }
         jobs::destroy_cluster_dir(&self.root, &dir)?;
-        Ok(TeardownOutcome::Requested)
+        Ok(TeardownOutcome::Terminated)
     }
 
-    async fn exec(&self, cluster: &str, task: &TaskRun) -> Result<u64, ProviderError> {
+    async fn exec(&self, cluster: ClusterRef<'_>, task: &TaskRun) -> Result<u64, ProviderError> {
+        let cluster = cluster.name;
         let dir = self.cluster_dir(cluster);
         let meta = self
             .read_meta(cluster)?
