@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+
+use crate::interrupt::{Interrupted, Interrupts};
 use skyplan_catalog::Catalog;
 use skyplan_optimizer::Policy;
 use skyplan_optimizer::spec::{Pipeline, redact_text};
@@ -256,6 +258,7 @@ pub fn launch_planned(
     let mut exit_code = None;
     let mut failed_task: Option<String> = None;
     let mut launch_error: Option<LaunchError> = None;
+    let interrupts = Interrupts::install(&runtime);
     for (position, &index) in order.iter().enumerate() {
         let task = run.request.tasks[index].clone();
         let name = task.cluster.clone();
@@ -263,7 +266,21 @@ pub fn launch_planned(
             run.skip(index, parent);
             continue;
         }
-        let outcome = match runtime.block_on(launcher.launch_task(&mut run, index, progress)) {
+        let up: Vec<String> = launches
+            .iter()
+            .map(|l: &LaunchOutcome| l.cluster.clone())
+            .collect();
+        let launched = runtime.block_on(async {
+            tokio::select! {
+                result = launcher.launch_task(&mut run, index, progress) => Some(result),
+                () = interrupts.wait() => None,
+            }
+        });
+        let Some(launched) = launched else {
+            let message = clean_up_interrupted(&runtime, &launcher, &name, &up, &interrupts);
+            return Err(anyhow::Error::new(Interrupted { message }));
+        };
+        let outcome = match launched {
             Ok(outcome) => outcome,
             Err(error) => {
                 failed_task.get_or_insert_with(|| task.node.name.clone());
@@ -290,7 +307,21 @@ pub fn launch_planned(
             out,
             "Streaming logs of {name} (Ctrl-C stops streaming, not the job; `skyplan down {name}` stops it)."
         )?;
-        let code = runtime.block_on(follow_job(provider.as_ref(), &name, job, &secrets, out))?;
+        let followed = runtime.block_on(async {
+            tokio::select! {
+                code = follow_job(provider.as_ref(), &name, job, &secrets, out) => Some(code),
+                () = interrupts.wait() => None,
+            }
+        });
+        let Some(code) = followed else {
+            return Err(anyhow::Error::new(Interrupted {
+                message: format!(
+                    "stopped following the logs of {name}; its job keeps running: `skyplan logs {name} --follow` \
+                     resumes, `skyplan down {name}` stops it"
+                ),
+            }));
+        };
+        let code = code?;
         let _ = runtime.block_on(refresh_recorded_jobs(&launcher, &name));
         exit_code = code;
         let reason = match code {
@@ -331,6 +362,57 @@ pub fn launch_planned(
         ));
     }
     Ok(report)
+}
+
+/// After Ctrl-C stopped the launch of `name`: removes what its interrupted attempt created
+/// (bounded; a second Ctrl-C exits at once) and says what was cleaned up and what is left,
+/// including the clusters of this pipeline that were already up (`up`).
+fn clean_up_interrupted(
+    runtime: &tokio::runtime::Runtime,
+    launcher: &Launcher,
+    name: &str,
+    up: &[String],
+    interrupts: &Interrupts,
+) -> String {
+    const CLEANUP_BOUND: Duration = Duration::from_secs(300);
+    interrupts.leaving(format!(
+        "whatever cluster {name} had created (`skyplan down {name}` removes it)"
+    ));
+    eprintln!(
+        "\nInterrupted: removing what the launch of {name} created (up to {}s; Ctrl-C again exits at once)...",
+        CLEANUP_BOUND.as_secs()
+    );
+    let teardown = skyplan_providers::teardown_cluster(launcher.store(), launcher.providers(), name);
+    let mut message = match runtime.block_on(async { tokio::time::timeout(CLEANUP_BOUND, teardown).await }) {
+        Ok(Ok(outcome)) if outcome.verified && outcome.terminating().is_empty() => {
+            format!("the launch of {name} was stopped and nothing of it is left")
+        }
+        Ok(Ok(outcome)) if outcome.verified => format!(
+            "the launch of {name} was stopped; still shutting down: {}",
+            outcome.terminating().join(", ")
+        ),
+        Ok(Ok(outcome)) => format!(
+            "the launch of {name} was stopped, but not every provider could be asked ({}); \
+             `skyplan down {name}` removes what is left",
+            outcome.warnings.join("; ")
+        ),
+        Ok(Err(error)) => format!(
+            "the launch of {name} was stopped; cleaning up failed ({error}): `skyplan down {name}` removes what is left"
+        ),
+        Err(_) => format!(
+            "the launch of {name} was stopped; cleaning up took over {}s: `skyplan down {name}` removes what is left",
+            CLEANUP_BOUND.as_secs()
+        ),
+    };
+    if !up.is_empty() {
+        message.push_str(&format!(
+            "; already up and left running: {} (`skyplan down {}` removes them)",
+            up.join(", "),
+            up.join(" ")
+        ));
+    }
+    interrupts.leaving(String::new());
+    message
 }
 
 async fn refresh_recorded_jobs(launcher: &Launcher, name: &str) -> Result<(), ProviderError> {

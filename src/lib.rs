@@ -20,6 +20,7 @@ pub use skyplan_optimizer as optimizer;
 pub use skyplan_providers as providers;
 
 pub mod embedded;
+pub mod interrupt;
 pub mod launch;
 pub mod plan;
 pub mod render;

@@ -21,6 +21,10 @@ mod launch_local;
 #[cfg(all(feature = "kubesim", feature = "kubernetes"))]
 mod launch_kubernetes;
 
+/// Kubernetes failing under a running CLI: Ctrl-C during a Pending provision, the API server gone.
+#[cfg(all(feature = "kubesim", feature = "kubernetes"))]
+mod kubernetes_failures;
+
 /// `skyplan render --target kubernetes`: stable names, secrets, labels, placements, `--context`.
 #[cfg(feature = "kubernetes")]
 mod render;

@@ -34,6 +34,20 @@ pub fn skyplan(args: &[&str]) -> Run {
 
 /// Like [`skyplan`], with extra environment variables.
 pub fn skyplan_with(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = skyplan_command(args, envs).output().expect("run skyplan");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// The command [`skyplan_with`] runs, for tests that start it and act while it runs.
+pub fn skyplan_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
     let home = temp_dir("home");
     let mut command = Command::new(env!("CARGO_BIN_EXE_skyplan"));
     command
@@ -68,16 +82,7 @@ pub fn skyplan_with(args: &[&str], envs: &[(&str, &str)]) -> Run {
     for (key, value) in envs {
         command.env(key, value);
     }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().expect("run skyplan");
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
+    command
 }
 
 /// A fresh, empty directory under the system temp dir, unique to this process and `name`.

@@ -95,6 +95,10 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<skyplan::interrupt::Interrupted>().is_some() => {
+            let _ = writeln!(std::io::stderr(), "{err}");
+            ExitCode::from(skyplan::interrupt::EXIT_INTERRUPTED)
+        }
         Err(err) => {
             let mut message = format!("error: {err}");
             for cause in err.chain().skip(1) {
