@@ -238,6 +238,10 @@ pub fn status_table(report: &skyplan_providers::StatusReport) -> String {
             .last()
             .map(|j| match j.exit_code {
                 Some(code) => format!("{} {} (exit {code})", j.id, j.status),
+                // Not refreshed: the provider did not show the cluster.
+                None if view.live.is_none() && !j.status.is_finished() => {
+                    format!("{} {} (last seen)", j.id, j.status)
+                }
                 None => format!("{} {}", j.id, j.status),
             })
             .unwrap_or_else(|| "-".to_string());

@@ -422,6 +422,13 @@ pub trait Provider: Send + Sync {
     /// Returns once the task has started; it does not wait for it to finish.
     async fn provision(&self, request: &ProvisionRequest) -> Result<ClusterHandle, ProviderError>;
 
+    /// What a running [`Provider::provision`] of `cluster` waits for now (e.g. "pod x-0
+    /// Pending: FailedScheduling: ..."), for progress lines; `None` when it cannot tell.
+    fn wait_note(&self, cluster: &str) -> Option<String> {
+        let _ = cluster;
+        None
+    }
+
     /// The cluster's state and jobs. [`ProviderError::NotFound`] when it does not exist (never
     /// created, or torn down) where it was recorded nor where this provider looks.
     async fn status(&self, cluster: ClusterRef<'_>) -> Result<ClusterStatus, ProviderError>;

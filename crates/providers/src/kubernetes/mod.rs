@@ -59,6 +59,8 @@ pub struct KubernetesProvider {
     kubeconfig: Kubeconfig,
     contexts: Vec<String>,
     clients: BTreeMap<String, OnceCell<kube::Client>>,
+    /// What each provision under way waits for (see [`Provider::wait_note`]).
+    waits: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for KubernetesProvider {
@@ -104,6 +106,7 @@ impl KubernetesProvider {
             kubeconfig,
             contexts,
             clients,
+            waits: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -365,6 +368,18 @@ impl KubernetesProvider {
         ))
     }
 
+    /// Sets (or, with `None`, clears) what the provision of `cluster` waits for.
+    fn note_wait(&self, cluster: &str, note: Option<String>) {
+        let mut waits = self
+            .waits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match note {
+            Some(note) => waits.insert(cluster.to_string(), note),
+            None => waits.remove(cluster),
+        };
+    }
+
     /// Waits until `count` pods of `cluster` are bound to nodes; a resource `FailedScheduling`
     /// is `InsufficientCapacity` at once, anything else unbound past the timeout `Unschedulable`.
     async fn wait_bound(&self, context: &str, cluster: &str, count: usize) -> Result<(), ProviderError> {
@@ -396,9 +411,22 @@ impl KubernetesProvider {
                 unbound.get_or_insert(name);
             }
             if unbound.is_none() && pods.len() >= count {
+                self.note_wait(cluster, None);
                 return Ok(());
             }
+            self.note_wait(
+                cluster,
+                Some(format!(
+                    "context {context}: pod {} Pending{}",
+                    unbound.as_deref().unwrap_or(cluster),
+                    last_message
+                        .as_deref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                )),
+            );
             if start.elapsed() >= timeout {
+                self.note_wait(cluster, None);
                 let pod = unbound.unwrap_or_else(|| cluster.to_string());
                 return Err(ProviderError::Unschedulable {
                     message: format!(
@@ -594,6 +622,14 @@ impl Provider for KubernetesProvider {
     /// Per context: offers that fit a single node now and capacity rows with the free GPUs (see
     /// [`context_offers`]). A context that cannot be read is left out (with a warning); an error
     /// only when none can be read.
+    fn wait_note(&self, cluster: &str) -> Option<String> {
+        self.waits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(cluster)
+            .cloned()
+    }
+
     async fn offers(&self) -> Result<LiveOffers, ProviderError> {
         let answers = futures::future::join_all(
             self.contexts

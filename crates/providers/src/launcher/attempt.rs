@@ -9,6 +9,9 @@ use super::{LaunchError, LaunchOutcome, Launcher, PipelineRun, TaskProgress, che
 use crate::store::{JobRecord, RecordStatus};
 use crate::{ClusterHandle, FailoverAction, Provider, ProviderError, ProvisionRequest, Scope};
 
+/// How often a provision still under way is reported.
+const WAIT_TICK: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Launcher {
     /// Launches task `index` of `run` where the current plan puts it, failing over as the errors
     /// say; returns once its job has started (see [`Provider::provision`]). Its parents must have
@@ -280,7 +283,25 @@ impl Launcher {
     ) -> Result<ClusterHandle, ProviderError> {
         let mut retry = 0;
         loop {
-            match provider.provision(request).await {
+            let started = std::time::Instant::now();
+            let provision = provider.provision(request);
+            tokio::pin!(provision);
+            // A long provision says what it waits for, and for how long, every few seconds.
+            let result = loop {
+                tokio::select! {
+                    result = &mut provision => break result,
+                    () = tokio::time::sleep(WAIT_TICK) => {
+                        let note = provider.wait_note(&request.cluster);
+                        progress.event(&LaunchEvent::Waiting {
+                            n,
+                            placement: &request.placement,
+                            elapsed: started.elapsed(),
+                            note: note.as_deref(),
+                        });
+                    }
+                }
+            };
+            match result {
                 Ok(handle) => return Ok(handle),
                 Err(error) if error.failover(&request.placement) == FailoverAction::Retry => {
                     if retry >= self.backoff.max_retries {

@@ -114,6 +114,18 @@ pub enum LaunchEvent<'a> {
         /// The placement.
         placement: &'a Placement,
     },
+    /// Attempt `n` is still provisioning after `elapsed`; `note` says what it waits for, when
+    /// the provider can tell (pod phase and scheduler reason).
+    Waiting {
+        /// Attempt number.
+        n: u32,
+        /// The placement.
+        placement: &'a Placement,
+        /// Time since the attempt started.
+        elapsed: Duration,
+        /// What the provider waits for now.
+        note: Option<&'a str>,
+    },
     /// A transient error; retrying after `delay`.
     Retrying {
         /// Attempt number.
@@ -151,6 +163,23 @@ impl fmt::Display for LaunchEvent<'_> {
             }
             LaunchEvent::Trying { n, placement } => {
                 write!(f, "attempt {n}: provisioning {}", describe_placement(placement))
+            }
+            LaunchEvent::Waiting {
+                n,
+                placement,
+                elapsed,
+                note,
+            } => {
+                write!(
+                    f,
+                    "attempt {n}: still provisioning {} ({}s)",
+                    describe_placement(placement),
+                    elapsed.as_secs()
+                )?;
+                match note {
+                    Some(note) => write!(f, ": {note}"),
+                    None => Ok(()),
+                }
             }
             LaunchEvent::Retrying {
                 n,
