@@ -311,6 +311,40 @@ fn when_everything_fails_the_error_lists_every_attempt() {
         assert!(text.contains(zone), "{text}");
     }
     assert!(text.contains("no placement left"), "{text}");
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("no capacity in us-east-1, us-west-2 (aws) (4 insufficient capacity)"),
+        "{first}"
+    );
+}
+
+#[test]
+fn an_auth_failure_leads_the_error_and_nothing_is_called_after_it() {
+    let home = Home::new();
+    let fake = Arc::new(FakeProvider::new("aws"));
+    fake.prime_error(
+        ErrorMatch::any(),
+        ProviderError::Auth {
+            message: "AuthFailure: key revoked".to_string(),
+        },
+        100,
+    );
+    let launcher = launcher(aws_catalog(), home.store()).with_provider(fake.clone());
+    let err = runtime()
+        .block_on(launcher.launch(&request("denied"), &NoProgress))
+        .expect_err("credentials rejected");
+    let text = err.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("authentication failed on aws: AuthFailure: key revoked (1 auth)"),
+        "{first}"
+    );
+    assert!(!first.contains("blocked"), "{first}");
+    let calls = fake.calls();
+    assert!(
+        matches!(calls.last(), Some(Call::Provision { .. })),
+        "nothing after the rejected provision: {calls:?}"
+    );
 }
 
 #[test]

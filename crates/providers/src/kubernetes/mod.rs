@@ -406,7 +406,7 @@ impl KubernetesProvider {
                             message: format!("context {context}: pod {name}: FailedScheduling: {message}"),
                         });
                     }
-                    last_message = Some(format!("pod {name}: FailedScheduling: {message}"));
+                    last_message = Some(format!("pod {name} Pending: FailedScheduling: {message}"));
                 }
                 unbound.get_or_insert(name);
             }
@@ -416,14 +416,13 @@ impl KubernetesProvider {
             }
             self.note_wait(
                 cluster,
-                Some(format!(
-                    "context {context}: pod {} Pending{}",
-                    unbound.as_deref().unwrap_or(cluster),
-                    last_message
-                        .as_deref()
-                        .map(|m| format!(": {m}"))
-                        .unwrap_or_default()
-                )),
+                Some(match &last_message {
+                    Some(message) => format!("context {context}: {message}"),
+                    None => format!(
+                        "context {context}: pod {} Pending",
+                        unbound.as_deref().unwrap_or(cluster)
+                    ),
+                }),
             );
             if start.elapsed() >= timeout {
                 self.note_wait(cluster, None);
