@@ -114,7 +114,9 @@ impl StateStore {
                     recovered = Some(recovery);
                 }
                 None => tracing::warn!(
-                    "{} ({reason}) was moved aside or replaced by another skyplan meanwhile",
+                    "the state store {} could not be used ({reason}) and another skyplan moved it \
+                     aside meanwhile; `skyplan down --all` finds the clusters it recorded by their \
+                     provider labels",
                     path.display()
                 ),
             }

@@ -300,7 +300,7 @@ pub(super) fn cluster_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Cl
     })
 }
 
-/// A row of `SELECT JOB_COLUMNS FROM jobs`.
+/// The columns [`job_row`] reads, in order.
 pub(super) const JOB_COLUMNS: &str = "cluster, id, name, status, exit_code, log_path, started_at, ended_at";
 
 /// A row of `SELECT JOB_COLUMNS FROM jobs`.
