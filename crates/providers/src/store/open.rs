@@ -256,8 +256,8 @@ fn open_read_only(path: &Path) -> Result<Attempt, ProviderError> {
     let (connection, health) = match plain {
         Ok(found) => found,
         // A WAL database whose `-shm` file cannot be created (read-only directory): read the
-        // database file alone. Changes still in a `-wal` file would be missed, but where there
-        // is a `-wal` file the plain open above works.
+        // database file alone. Changes only in a `-wal` file without its `-shm` are missed;
+        // SQLite removes both on a clean close, and where both exist the plain open works.
         Err(err) if is_sqlite_read_only(&err) => open_immutable(path).map_err(db_error(&opened))?,
         Err(err) => return Err(db_error(&opened)(err)),
     };
