@@ -37,6 +37,18 @@ pub enum Error {
     /// The home directory could not be determined.
     #[error("cannot find a home directory for skyplan state: set SKYPLAN_HOME or pass --home DIR")]
     NoHome,
+    /// The home directory (or a directory it would be created in) is a file.
+    #[error("{}", if home == file {
+        format!("SKYPLAN_HOME {} is a file, expected a directory", home.display())
+    } else {
+        format!("SKYPLAN_HOME {} is inside {}, which is a file, expected a directory", home.display(), file.display())
+    })]
+    HomeIsAFile {
+        /// The home asked for.
+        home: PathBuf,
+        /// The file in its place: the home itself or a directory above it.
+        file: PathBuf,
+    },
 }
 
 /// Loads the catalog: the CSVs in `dir` if given, else the embedded default catalog.
@@ -75,13 +87,37 @@ pub fn read_spot_overlay(home: &Path) -> Result<Vec<catalog::SpotPrice>, Error> 
     Ok(catalog::parse_spot_overlay(&path.display().to_string(), &bytes)?)
 }
 
-/// The skyplan home directory: `explicit` if given, else `~/.skyplan`.
+/// The skyplan home directory: `explicit` if given, else `~/.skyplan`. Fails when it (or the
+/// nearest existing directory above it) is a file; it need not exist yet.
+///
+/// ```
+/// let file = std::env::temp_dir().join(format!("skyplan-home-doc-{}", std::process::id()));
+/// std::fs::write(&file, "").unwrap();
+/// let err = skyplan::home_dir(Some(&file)).unwrap_err();
+/// assert!(err.to_string().ends_with("is a file, expected a directory"));
+/// # std::fs::remove_file(file).unwrap();
+/// ```
 pub fn home_dir(explicit: Option<&Path>) -> Result<PathBuf, Error> {
-    if let Some(dir) = explicit {
-        return Ok(dir.to_path_buf());
+    let home = match explicit {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|h| PathBuf::from(h).join(".skyplan"))
+            .ok_or(Error::NoHome)?,
+    };
+    // The nearest existing ancestor decides: a directory is fine, a file is the error that
+    // creating the home would otherwise report as "File exists (os error 17)".
+    let existing = home
+        .ancestors()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .find_map(|dir| std::fs::metadata(dir).ok().map(|meta| (dir, meta)));
+    if let Some((dir, meta)) = existing
+        && !meta.is_dir()
+    {
+        return Err(Error::HomeIsAFile {
+            home: home.clone(),
+            file: dir.to_path_buf(),
+        });
     }
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(|h| PathBuf::from(h).join(".skyplan"))
-        .ok_or(Error::NoHome)
+    Ok(home)
 }

@@ -16,6 +16,10 @@ mod launch_dryrun;
 /// `skyplan launch` on the local provider, with `status`, `logs` and `down`.
 mod launch_local;
 
+/// State that must not trap the user: a damaged or foreign `state.db`, bad rows, a home that is
+/// a file or read-only; `status` and `down` keep working and say what happened.
+mod hardening_state;
+
 /// `skyplan launch` on kubesim clusters and this machine: live capacity in the dry run, the
 /// dry run's place provisioned at attempt 1, pipelines launched as planned.
 #[cfg(all(feature = "kubesim", feature = "kubernetes"))]

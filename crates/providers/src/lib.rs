@@ -86,7 +86,9 @@ pub use provider::{
     StatusPredicate, TeardownOutcome, UnavailableProvider,
 };
 pub use registry::{Backends, KNOWN_CLOUDS};
-pub use store::{AttemptRecord, ClusterRecord, JobRecord, RecordStatus, StateStore};
+pub use store::{
+    AttemptRecord, ClusterRecord, JobRecord, RecordStatus, StateStore, StoreOptions, StoreRecovery,
+};
 pub use task::{TaskRun, node_variables};
 
 /// A placement for unit tests.

@@ -20,5 +20,6 @@ mod kubernetes;
 mod kubernetes_render;
 /// The local backend end to end: multi-node runs, status, logs, exec, down, secrets.
 mod local;
-/// The state store: concurrent launches and consistency; crash recovery through `down`.
+/// The state store: concurrent launches and consistency; crash recovery through `down`; damaged,
+/// foreign and read-only stores and bad rows.
 mod store;
