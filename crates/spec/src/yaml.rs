@@ -8,8 +8,9 @@
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::budget::BudgetBreach;
 use serde_saphyr::{
-    DuplicateKeyPolicy, MessageFormatter, NonFiniteFloatPolicy, Spanned, UserMessageFormatter,
+    Budget, DuplicateKeyPolicy, MessageFormatter, NonFiniteFloatPolicy, Spanned, UserMessageFormatter,
 };
 
 use super::error::{Position, SpecError};
@@ -141,6 +142,7 @@ pub(crate) fn load_documents(text: &str, file: &str) -> Result<Vec<Node>, SpecEr
         non_finite_float_policy: NonFiniteFloatPolicy::AsString,
         // Duplicates are reported by `Ctx::mapping` in our own words.
         duplicate_keys: DuplicateKeyPolicy::PassThrough,
+        budget: Some(task_file_budget()),
     };
     let documents: Vec<Node> = serde_saphyr::from_str_multiple_with_options(text, options)
         .map_err(|error| yaml_error(&error, file))?;
@@ -197,14 +199,82 @@ fn fill_raw(node: &mut Node, text: &str) {
     }
 }
 
+/// Limits on what one task file may hold, far above any real task file and low enough that a
+/// hostile or runaway file fails fast with a message naming the limit.
+mod limits {
+    /// Nesting of lists and mappings.
+    pub const DEPTH: usize = 64;
+    /// Values (scalars, lists and mappings) in the whole file.
+    pub const NODES: usize = 250_000;
+    /// Documents (`---`).
+    pub const DOCUMENTS: usize = 1_024;
+    /// Parser events (about two per value).
+    pub const EVENTS: usize = 1_000_000;
+    /// Aliases (`*name`) and anchors (`&name`).
+    pub const ALIASES: usize = 10_000;
+    /// Bytes of scalar text.
+    pub const SCALAR_BYTES: usize = 64 * 1024 * 1024;
+    /// Merge keys (`<<`).
+    pub const MERGE_KEYS: usize = 10_000;
+}
+
+fn task_file_budget() -> Budget {
+    let mut budget = Budget::default();
+    budget.max_depth = limits::DEPTH;
+    budget.flow_nesting_limit = limits::DEPTH;
+    budget.max_nodes = limits::NODES;
+    budget.max_documents = limits::DOCUMENTS;
+    budget.max_events = limits::EVENTS;
+    budget.max_aliases = limits::ALIASES;
+    budget.max_anchors = limits::ALIASES;
+    budget.max_total_scalar_bytes = limits::SCALAR_BYTES;
+    budget.max_merge_keys = limits::MERGE_KEYS;
+    budget
+}
+
+/// A budget breach in our words: which limit, and its value.
+fn budget_message(breach: &BudgetBreach) -> String {
+    let limit = match breach {
+        BudgetBreach::Depth { .. } => format!("it nests lists and mappings deeper than {} levels", limits::DEPTH),
+        BudgetBreach::Nodes { .. } => format!("it holds more than {} values", limits::NODES),
+        BudgetBreach::Documents { .. } => format!("it holds more than {} documents", limits::DOCUMENTS),
+        BudgetBreach::Events { .. } => format!("it holds more than {} YAML events", limits::EVENTS),
+        BudgetBreach::Aliases { .. } | BudgetBreach::AliasAnchorRatio { .. } => {
+            format!("it uses aliases (*name) too often (at most {})", limits::ALIASES)
+        }
+        BudgetBreach::Anchors { .. } => format!("it defines more than {} anchors (&name)", limits::ALIASES),
+        BudgetBreach::ScalarBytes { .. } => {
+            format!("it holds more than {} MiB of text", limits::SCALAR_BYTES / (1024 * 1024))
+        }
+        BudgetBreach::MergeKeys { .. } => format!("it uses more than {} merge keys (<<)", limits::MERGE_KEYS),
+        _ => "it is too large or too complex".to_string(),
+    };
+    format!("the file is beyond what a task file may hold: {limit}")
+}
+
+/// The longest YAML parser message kept (it may quote the input).
+const MAX_MESSAGE_CHARS: usize = 200;
+
 fn yaml_error(error: &serde_saphyr::Error, file: &str) -> SpecError {
     let inner = error.without_snippet();
     let location = inner.location().or_else(|| error.location());
-    let message: String = UserMessageFormatter
-        .format_message(inner)
+    let message = match inner {
+        serde_saphyr::Error::Budget { breach, .. } => budget_message(breach),
+        _ => UserMessageFormatter.format_message(inner).into_owned(),
+    };
+    let message = if message.contains("recursion limit exceeded") {
+        budget_message(&BudgetBreach::Depth { depth: limits::DEPTH })
+    } else {
+        message
+    };
+    let mut message: String = message
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_MESSAGE_CHARS)
         .collect();
+    if message.chars().count() == MAX_MESSAGE_CHARS {
+        message.push('…');
+    }
     SpecError::Yaml {
         at: Box::new(Position {
             file: file.to_string(),
@@ -221,10 +291,18 @@ fn yaml_error(error: &serde_saphyr::Error, file: &str) -> SpecError {
     }
 }
 
-/// Joins a field path and a key: `resources` + `cpus` = `resources.cpus`.
+/// Joins a field path and a key: `resources` + `cpus` = `resources.cpus`. A key longer than
+/// [`SHOWN_VALUE_CHARS`] is cut (with `…`): paths are shown in messages.
 pub(crate) fn child(path: &str, key: &str) -> String {
+    let key = if key.chars().count() > SHOWN_VALUE_CHARS {
+        let mut cut: String = key.chars().take(SHOWN_VALUE_CHARS).collect();
+        cut.push('…');
+        std::borrow::Cow::Owned(cut)
+    } else {
+        std::borrow::Cow::Borrowed(key)
+    };
     if path.is_empty() {
-        key.to_string()
+        key.into_owned()
     } else {
         format!("{path}.{key}")
     }
@@ -235,21 +313,34 @@ pub(crate) fn index(path: &str, idx: usize) -> String {
     format!("{path}[{idx}]")
 }
 
+/// The most characters of a user's value that a message shows.
+pub const SHOWN_VALUE_CHARS: usize = 64;
+
+/// `text` quoted for a message (`"L5"`), cut to its first [`SHOWN_VALUE_CHARS`] characters and
+/// `…` when longer, so that a pasted megabyte does not come back in the error.
+///
+/// ```
+/// use skyplan_spec::quote_short;
+/// assert_eq!(quote_short("L5"), "\"L5\"");
+/// let long = quote_short(&"A".repeat(1_000_000));
+/// assert!(long.ends_with("\"…") && long.chars().count() == 64 + 3);
+/// ```
+pub fn quote_short(text: &str) -> String {
+    if text.chars().count() > SHOWN_VALUE_CHARS {
+        let cut: String = text.chars().take(SHOWN_VALUE_CHARS).collect();
+        format!("{cut:?}…")
+    } else {
+        format!("{text:?}")
+    }
+}
+
 /// A short description of a node for "found ..." in messages; strings are quoted and cut short.
 pub(crate) fn describe(node: &Node) -> String {
     match &node.value {
         Value::Null => "null".to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Int(_) | Value::Float(_) => scalar_text(node).unwrap_or_default(),
-        Value::Str(s) => {
-            const MAX: usize = 60;
-            if s.chars().count() > MAX {
-                let cut: String = s.chars().take(MAX).collect();
-                format!("{cut:?}...")
-            } else {
-                format!("{s:?}")
-            }
-        }
+        Value::Str(s) => quote_short(s),
         Value::Seq(_) => "a list".to_string(),
         Value::Map(_) => "a mapping".to_string(),
     }
