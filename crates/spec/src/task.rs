@@ -13,9 +13,9 @@ use super::error::{Position, SpecError};
 pub use super::file_mounts::FileMount;
 use super::file_mounts::parse_file_mounts;
 use super::resources::{Alternatives, ResourcesSpec};
-use super::resources_parse::parse_resources;
+use super::resources_parse::{accelerator_positions, parse_resources};
 pub use super::secret::{REDACTED, SecretString, is_secret_env, redact_text};
-use super::yaml::{Ctx, Node, Value, child, index, scalar_text};
+use super::yaml::{Ctx, Node, Value, child, describe_kind, index, scalar_text};
 
 /// The most nodes one task may ask for (`num_nodes`, `--num-nodes`): more is a typo, not a plan,
 /// and a backend would be asked to create every one of them.
@@ -82,6 +82,9 @@ pub struct SpecLocations {
     pub depends_on: Vec<Position>,
     /// Where `resources` is, when it holds at least one field.
     pub resources: Option<Position>,
+    /// Where each accelerator name is written (as written, first occurrence), in `resources` and
+    /// its `any_of` / `ordered` entries: to locate a name the catalog does not know.
+    pub accelerators: BTreeMap<String, Position>,
 }
 
 /// One task, as SkyPilot's task YAML describes it (plus `depends_on`, `inputs`/`outputs` sizes
@@ -437,6 +440,15 @@ pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecErro
                     .ok_or_else(|| ctx.invalid(value, path, NUM_NODES_EXPECTED))?;
             }
             "envs" | "secrets" => {
+                if !matches!(value.value, Value::Map(_) | Value::Null) {
+                    // Never echo the value: it may be a secret written in the wrong place.
+                    return Err(ctx.invalid_found(
+                        value,
+                        path,
+                        "a mapping of NAME: value",
+                        describe_kind(value),
+                    ));
+                }
                 for env in ctx.mapping(value, path, "a mapping of NAME: value")? {
                     let text = parse_env_entry(ctx, path, &env)?;
                     if path == "envs" {
@@ -453,6 +465,7 @@ pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecErro
             "run" => task.run = ctx.opt_string(value, path, "a shell script (string)")?,
             "resources" => {
                 task.resources = parse_resources(ctx, value, path)?;
+                task.locations.accelerators = accelerator_positions(ctx, value);
                 if matches!(&value.value, Value::Map(fields) if !fields.is_empty()) {
                     task.locations.resources = Some(ctx.pos(entry.key_node));
                 }

@@ -130,8 +130,37 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
-/// Parses every YAML document in `text`; empty documents are skipped.
+/// Stack for the parsing thread: deserializing recurses once per nesting level with large
+/// frames (in debug builds a file nested 50 levels deep overflows a 2 MiB stack, the size of
+/// test and tokio worker threads); this leaves room for [`limits::DEPTH`] many times over.
+const PARSE_STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// Parses every YAML document in `text`; empty documents are skipped. The parse runs on a thread
+/// of its own with a stack sized for the nesting limit, whichever thread calls.
 pub(crate) fn load_documents(text: &str, file: &str) -> Result<Vec<Node>, SpecError> {
+    std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new()
+            .name("skyplan-yaml".to_string())
+            .stack_size(PARSE_STACK_BYTES)
+            .spawn_scoped(scope, || load_documents_here(text, file));
+        match spawned {
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err(SpecError::Yaml {
+                    at: Box::new(Position {
+                        file: file.to_string(),
+                        line: None,
+                        column: None,
+                    }),
+                    message: "the YAML parser stopped unexpectedly on this file".to_string(),
+                })
+            }),
+            // No thread to be had: parse here (the depth limit still applies).
+            Err(_) => load_documents_here(text, file),
+        }
+    })
+}
+
+fn load_documents_here(text: &str, file: &str) -> Result<Vec<Node>, SpecError> {
     let options = serde_saphyr::options! {
         // `yes`/`no`/`on`/`off`/`y`/`n` stay strings (YAML 1.2): `y: 1` must not become `true: 1`.
         // Fields that want a boolean accept those spellings themselves.
