@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use skyplan::optimizer::spec::{TaskOverrides, parse_env_override, parse_secret_override, parse_task_file};
 use skyplan::optimizer::{Objective, Policy};
 
