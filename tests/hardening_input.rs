@@ -74,7 +74,7 @@ fn reserved_env_names_are_refused_with_the_reason() {
     );
     fails_with(
         &dryrun(&task, &["--env", "SKYPLAN_NODE_RANK=5"]),
-        "--env SKYPLAN_NODE_RANK: reserved name; skyplan sets SKYPLAN_* variables on every node",
+        "--env SKYPLAN_NODE_RANK: reserved name; skyplan sets it on every node",
     );
     fails_with(
         &dryrun(&task, &["--secret", "HOME=/root"]),
@@ -83,7 +83,7 @@ fn reserved_env_names_are_refused_with_the_reason() {
     let file = task_file("path.yaml", "run: echo hi\nenvs:\n  MODEL: m\n  SKYPILOT_NUM_NODES: 9\n");
     fails_with(
         &dryrun(&file, &[]),
-        "path.yaml:4:3: envs.SKYPILOT_NUM_NODES: reserved name; skyplan sets SKYPILOT_* variables",
+        "path.yaml:4:3: envs.SKYPILOT_NUM_NODES: reserved name; skyplan sets it on every node (SkyPilot's name",
     );
 }
 

@@ -1,6 +1,6 @@
 //! Environment variable names and the `envs` / `secrets` sections: what a valid name is, which
 //! names a task may not set (the node's shell needs its own `PATH`, `HOME`, ...; every backend sets
-//! `SKYPLAN_*` and `SKYPILOT_*`), and how each entry is read.
+//! `SKYPLAN_NODE_RANK`, `SKYPILOT_NUM_NODES`, ...), and how each entry is read.
 
 use super::error::SpecError;
 use super::yaml::{Ctx, Entry, Value, child, describe_kind, scalar_text};
@@ -10,9 +10,21 @@ use super::yaml::{Ctx, Entry, Value, child, describe_kind, scalar_text};
 /// `bash` to run). `LD_LIBRARY_PATH` and friends are left alone: CUDA setups set them on purpose.
 pub const RESERVED_ENV_NAMES: &[&str] = &["PATH", "HOME", "USER", "SHELL", "PWD"];
 
-/// Prefixes of names a task may not set: skyplan sets `SKYPLAN_NODE_RANK`, `SKYPLAN_NODE_IPS`,
-/// ... and SkyPilot's `SKYPILOT_*` spellings on every node, and uses `SKYPLAN_*` internally.
-pub const RESERVED_ENV_PREFIXES: &[&str] = &["SKYPLAN_", "SKYPILOT_"];
+/// Variables skyplan sets on every node (under its own and SkyPilot's names) or uses in the
+/// job scripts; a task may not set them. Other `SKYPLAN_*` names (e.g. a test's own) are free.
+pub const RESERVED_NODE_VARIABLES: &[&str] = &[
+    "SKYPLAN_NODE_RANK",
+    "SKYPLAN_NODE_IPS",
+    "SKYPLAN_NUM_NODES",
+    "SKYPLAN_NUM_GPUS_PER_NODE",
+    "SKYPLAN_CLUSTER_NAME",
+    "SKYPLAN_REDACT_VARS",
+    "SKYPLAN_LINE_PREFIX",
+    "SKYPILOT_NODE_RANK",
+    "SKYPILOT_NODE_IPS",
+    "SKYPILOT_NUM_NODES",
+    "SKYPILOT_NUM_GPUS_PER_NODE",
+];
 
 /// Whether `name` is a valid environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).
 pub fn is_valid_env_name(name: &str) -> bool {
@@ -21,28 +33,26 @@ pub fn is_valid_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Why a task may not set the env `name` ([`RESERVED_ENV_NAMES`], [`RESERVED_ENV_PREFIXES`]),
+/// Why a task may not set the env `name` ([`RESERVED_ENV_NAMES`], [`RESERVED_NODE_VARIABLES`]),
 /// or `None` when it may. Names are case-sensitive, as the environment is.
 ///
 /// ```
 /// use skyplan_spec::reserved_env_reason;
 /// assert!(reserved_env_reason("PATH").unwrap().contains("export PATH="));
-/// assert!(reserved_env_reason("SKYPLAN_NODE_RANK").unwrap().contains("sets SKYPLAN_"));
+/// assert!(reserved_env_reason("SKYPLAN_NODE_RANK").unwrap().contains("on every node"));
+/// assert_eq!(reserved_env_reason("SKYPLAN_TEST_PIDFILE"), None);
 /// assert_eq!(reserved_env_reason("MODEL_NAME"), None);
 /// assert_eq!(reserved_env_reason("path"), None);
 /// ```
 pub fn reserved_env_reason(name: &str) -> Option<&'static str> {
-    if name.starts_with("SKYPLAN_") {
-        return Some(
-            "skyplan sets SKYPLAN_* variables on every node (SKYPLAN_NODE_RANK, SKYPLAN_NODE_IPS, \
-             SKYPLAN_NUM_NODES, ...); choose another name",
-        );
-    }
-    if name.starts_with("SKYPILOT_") {
-        return Some(
-            "skyplan sets SKYPILOT_* variables on every node (SkyPilot's names for SKYPLAN_*) and \
-             reads no other SKYPILOT_* setting; choose another name",
-        );
+    if RESERVED_NODE_VARIABLES.contains(&name) {
+        return Some(if name.starts_with("SKYPILOT_") {
+            "skyplan sets it on every node (SkyPilot's name for the SKYPLAN_* variable); \
+             choose another name"
+        } else {
+            "skyplan sets it on every node (SKYPLAN_NODE_RANK, SKYPLAN_NODE_IPS, SKYPLAN_NUM_NODES, \
+             ...) or uses it in the job script; choose another name"
+        });
     }
     match name {
         "PATH" => Some(

@@ -41,7 +41,7 @@ mod yaml;
 
 use std::path::Path;
 
-pub use env::{RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES, reserved_env_reason};
+pub use env::{RESERVED_ENV_NAMES, RESERVED_NODE_VARIABLES, reserved_env_reason};
 pub use error::{Position, SpecError};
 pub use infra::{
     Infra, InfraError, KNOWN_CLOUDS, canonical_cloud, normalize_cloud, parse_accelerator, parse_infra,

@@ -20,16 +20,16 @@ fn reserved_names_in_the_file_are_located() {
     );
     let rank = file_error("run: x\nsecrets:\n  SKYPLAN_NODE_RANK: 5\n");
     assert!(
-        rank.starts_with("t.yaml:3:3: secrets.SKYPLAN_NODE_RANK: reserved name; skyplan sets SKYPLAN_*"),
+        rank.starts_with("t.yaml:3:3: secrets.SKYPLAN_NODE_RANK: reserved name; skyplan sets it on every node"),
         "{rank}"
     );
-    for name in ["HOME", "USER", "SHELL", "PWD", "SKYPILOT_NUM_NODES", "SKYPLAN_X"] {
+    for name in ["HOME", "USER", "SHELL", "PWD", "SKYPILOT_NUM_NODES", "SKYPLAN_REDACT_VARS"] {
         let message = file_error(&format!("run: x\nenvs:\n  {name}: v\n"));
         assert!(message.contains(&format!("envs.{name}: reserved name; ")), "{message}");
         assert!(!message.contains(": v"), "the value is not echoed: {message}");
     }
     // Names are case-sensitive, and names that only contain a reserved word are fine.
-    for name in ["path", "MY_PATH", "LD_LIBRARY_PATH", "SKYPLANNER", "HOMEDIR"] {
+    for name in ["path", "MY_PATH", "LD_LIBRARY_PATH", "SKYPLAN_TEST_PIDFILE", "SKYPLANNER", "HOMEDIR"] {
         assert!(
             parse_task_str(&format!("run: x\nenvs:\n  {name}: v\n"), "t.yaml").is_ok(),
             "{name}"
