@@ -32,7 +32,11 @@ fn fails_with(run: &Run, want: &str) {
 
 #[test]
 fn empty_task_files_have_nothing_to_run() {
-    for (name, yaml) in [("braces.yaml", "{}\n"), ("named.yaml", "name: x\n"), ("envs.yaml", "envs:\n  A: 1\n")] {
+    for (name, yaml) in [
+        ("braces.yaml", "{}\n"),
+        ("named.yaml", "name: x\n"),
+        ("envs.yaml", "envs:\n  A: 1\n"),
+    ] {
         let task = task_file(name, yaml);
         let run = dryrun(&task, &[]);
         fails_with(
@@ -80,7 +84,10 @@ fn reserved_env_names_are_refused_with_the_reason() {
         &dryrun(&task, &["--secret", "HOME=/root"]),
         "--secret HOME: reserved name",
     );
-    let file = task_file("path.yaml", "run: echo hi\nenvs:\n  MODEL: m\n  SKYPILOT_NUM_NODES: 9\n");
+    let file = task_file(
+        "path.yaml",
+        "run: echo hi\nenvs:\n  MODEL: m\n  SKYPILOT_NUM_NODES: 9\n",
+    );
     fails_with(
         &dryrun(&file, &[]),
         "path.yaml:4:3: envs.SKYPILOT_NUM_NODES: reserved name; skyplan sets it on every node (SkyPilot's name",
@@ -92,7 +99,11 @@ fn flag_errors_blame_their_own_flag_and_hide_values() {
     let task = task_file("flags.yaml", "run: echo hi\n");
     let run = dryrun(&task, &["--secret", "=hunter2"]);
     fails_with(&run, "--secret: expected NAME=VALUE");
-    assert!(!run.stderr.contains("--env") && !run.stderr.contains("hunter2"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("--env") && !run.stderr.contains("hunter2"),
+        "{}",
+        run.stderr
+    );
     let run = dryrun(&task, &["--env", "1BAD=hunter2"]);
     fails_with(&run, "--env: expected NAME=VALUE");
     assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
@@ -101,14 +112,19 @@ fn flag_errors_blame_their_own_flag_and_hide_values() {
 #[test]
 fn huge_and_deep_files_get_short_located_messages() {
     let name = "A".repeat(1_000_000);
-    let big = task_file("big.yaml", &format!("resources:\n  accelerators: {name}:1\nrun: echo\n"));
+    let big = task_file(
+        "big.yaml",
+        &format!("resources:\n  accelerators: {name}:1\nrun: echo\n"),
+    );
     let run = dryrun(&big, &[]);
     fails_with(
         &run,
         "big.yaml:2:17: resources.accelerators: expected NAME:COUNT with a NAME of at most 64 characters",
     );
     assert!(run.stderr.len() < 1_000, "{} bytes of error", run.stderr.len());
-    let nested: String = (0..100).map(|depth| format!("{}k{depth}:\n", "  ".repeat(depth + 1))).collect();
+    let nested: String = (0..100)
+        .map(|depth| format!("{}k{depth}:\n", "  ".repeat(depth + 1)))
+        .collect();
     let deep = task_file("deep.yaml", &format!("run: echo\nconfig:\n{nested}"));
     let run = dryrun(&deep, &[]);
     fails_with(&run, "deep.yaml:");
@@ -117,14 +133,21 @@ fn huge_and_deep_files_get_short_located_messages() {
         "{}",
         run.stderr
     );
-    let many = task_file("many.yaml", &format!("run: echo\nconfig:\n  x: [{}]\n", vec!["1"; 260_000].join(",")));
+    let many = task_file(
+        "many.yaml",
+        &format!("run: echo\nconfig:\n  x: [{}]\n", vec!["1"; 260_000].join(",")),
+    );
     fails_with(&dryrun(&many, &[]), "it holds more than 250000 values");
     // FIXME(issue 12): an accelerator the catalog does not know is not located yet (the optimizer
     // reports it; `TaskSpec::locations.accelerators` has the position it can use).
     let unknown = task_file("l5.yaml", "resources:\n  accelerators: L5:1\nrun: echo\n");
     let run = dryrun(&unknown, &[]);
     assert_ne!(run.code, 0);
-    assert!(run.stderr.contains("unknown accelerator \"L5\""), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unknown accelerator \"L5\""),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -140,7 +163,10 @@ fn nodes_that_do_not_fit_this_machine_are_not_launched_locally() {
     let env = [("SKYPLAN_HOME", home.to_str().unwrap())];
     let run = skyplan_with(&["launch", task.to_str().unwrap(), "-c", "wide"], &env);
     assert_ne!(run.code, 0, "launched: {}", run.stdout);
-    let want = format!("local nodes share this machine: 6 nodes × {cpus} vCPUs = {} vCPUs", 6 * cpus);
+    let want = format!(
+        "local nodes share this machine: 6 nodes × {cpus} vCPUs = {} vCPUs",
+        6 * cpus
+    );
     assert!(run.stderr.contains(&want), "{want:?} not in:\n{}", run.stderr);
     assert!(!run.stdout.contains("should not run"), "{}", run.stdout);
     let leftovers: Vec<_> = std::fs::read_dir(home.join("local"))
@@ -177,14 +203,25 @@ run: echo serving
             &run,
             "secrets.WANDB_API_KEY: no value given; pass --secret WANDB_API_KEY=VALUE (or --env WANDB_API_KEY=VALUE)",
         );
-        let run = render(&task, &["--include-secrets", "--secret", "WANDB_API_KEY=wandb-s3cret"]).success();
+        let run = render(
+            &task,
+            &["--include-secrets", "--secret", "WANDB_API_KEY=wandb-s3cret"],
+        )
+        .success();
         assert!(run.stdout.contains("kind: Secret"), "{}", run.stdout);
         // `--secret K` declares one more key of the Secret without printing any value.
-        let run = render(&task, &["--secret", "DB_PASSWORD", "--secret", "API=visible-nowhere"]).success();
+        let run = render(
+            &task,
+            &["--secret", "DB_PASSWORD", "--secret", "API=visible-nowhere"],
+        )
+        .success();
         assert!(run.stdout.contains("DB_PASSWORD"), "{}", run.stdout);
         assert!(!run.stdout.contains("visible-nowhere"), "{}", run.stdout);
         let run = render(&task, &["--secret", "=x"]);
         fails_with(&run, "--secret: expected NAME=VALUE");
-        fails_with(&render(&task, &["--secret", "PATH"]), "--secret PATH: reserved name");
+        fails_with(
+            &render(&task, &["--secret", "PATH"]),
+            "--secret PATH: reserved name",
+        );
     }
 }

@@ -327,7 +327,10 @@ fn nodes_that_together_outgrow_this_machine_are_refused_before_anything_is_made(
         task: run,
     };
     runtime().block_on(async {
-        let err = local.provision(&request).await.expect_err("three whole machines on one");
+        let err = local
+            .provision(&request)
+            .await
+            .expect_err("three whole machines on one");
         assert!(
             matches!(err, ProviderError::InsufficientCapacity { .. }),
             "{err:?}"
@@ -335,7 +338,10 @@ fn nodes_that_together_outgrow_this_machine_are_refused_before_anything_is_made(
         let message = err.to_string();
         let total = skyplan_catalog::format_count(3.0 * cpus);
         assert!(
-            message.contains(&format!("3 nodes × {} vCPUs = {total} vCPUs", skyplan_catalog::format_count(cpus))),
+            message.contains(&format!(
+                "3 nodes × {} vCPUs = {total} vCPUs",
+                skyplan_catalog::format_count(cpus)
+            )),
             "{message}"
         );
         assert!(!local.cluster_dir("toobig").exists());

@@ -68,12 +68,17 @@ pub fn reserved_env_reason(name: &str) -> Option<&'static str> {
 }
 
 /// The expected form of an env name, for messages.
-pub(crate) const ENV_NAME_EXPECTED: &str = "an env name made of letters, digits and _, not starting with a digit";
+pub(crate) const ENV_NAME_EXPECTED: &str =
+    "an env name made of letters, digits and _, not starting with a digit";
 
 /// Reads one `envs` or `secrets` entry (`section` is `envs` or `secrets`): the name must be valid
 /// and not reserved; the value a scalar (`None` for null: to be given on the command line). The
 /// value is never echoed in an error: it may be a secret.
-pub(crate) fn parse_env_entry(ctx: Ctx<'_>, section: &str, env: &Entry<'_>) -> Result<Option<String>, SpecError> {
+pub(crate) fn parse_env_entry(
+    ctx: Ctx<'_>,
+    section: &str,
+    env: &Entry<'_>,
+) -> Result<Option<String>, SpecError> {
     let env_path = child(section, &env.key);
     if !is_valid_env_name(&env.key) {
         return Err(ctx.invalid(env.key_node, &env_path, ENV_NAME_EXPECTED));

@@ -226,9 +226,9 @@ impl SpecError {
     /// The position the error points at, if it has one.
     pub fn position(&self) -> Option<&Position> {
         match self {
-            SpecError::Io { .. }
-            | SpecError::InvalidOverride { .. }
-            | SpecError::ReservedOverride { .. } => None,
+            SpecError::Io { .. } | SpecError::InvalidOverride { .. } | SpecError::ReservedOverride { .. } => {
+                None
+            }
             SpecError::Yaml { at, .. }
             | SpecError::NoTask { at }
             | SpecError::NothingToRun { at }

@@ -63,7 +63,6 @@ impl FileMount {
     }
 }
 
-
 /// Parses `file_mounts` (null = none).
 pub(crate) fn parse_file_mounts(
     ctx: Ctx<'_>,

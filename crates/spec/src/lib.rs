@@ -47,16 +47,16 @@ pub use infra::{
     Infra, InfraError, KNOWN_CLOUDS, canonical_cloud, normalize_cloud, parse_accelerator, parse_infra,
     parse_positive_amount,
 };
-pub use pipeline::{Pipeline, TaskOverrides, parse_env_override};
 pub use pipeline::parse_secret_override;
+pub use pipeline::{Pipeline, TaskOverrides, parse_env_override};
 pub use resources::{
     AcceleratorSpec, AlternativeMode, Alternatives, PortRange, ResourceFields, ResourceRequest, ResourcesSpec,
 };
+pub use task::MAX_NUM_NODES;
 pub use task::{
     FileMount, REDACTED, SecretString, SpecLocations, TaskSpec, is_secret_env, is_valid_env_name,
     parse_duration_hours, redact_text,
 };
-pub use task::MAX_NUM_NODES;
 pub use yaml::{SHOWN_VALUE_CHARS, quote_short};
 
 /// Reads and parses a task file. A single document is a one-task pipeline; several documents

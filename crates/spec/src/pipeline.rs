@@ -8,10 +8,10 @@ use std::fmt;
 use serde::Serialize;
 use skyplan_catalog::Amount;
 
+use super::env::{is_valid_env_name, reserved_env_reason};
 use super::error::{Position, SpecError};
 use super::infra::{Infra, parse_accelerator, parse_infra, parse_positive_amount};
 use super::resources::AcceleratorSpec;
-use super::env::{is_valid_env_name, reserved_env_reason};
 use super::task::{MAX_NUM_NODES, NUM_NODES_EXPECTED, SecretString, TaskSpec, parse_task};
 use super::yaml::{Ctx, Node, Value, closest, quote_short};
 

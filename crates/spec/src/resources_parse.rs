@@ -576,7 +576,9 @@ pub(crate) fn accelerator_positions(ctx: Ctx<'_>, node: &Node) -> BTreeMap<Strin
         }
     }
     for mapping in mappings {
-        let Value::Map(entries) = &mapping.value else { continue };
+        let Value::Map(entries) = &mapping.value else {
+            continue;
+        };
         let accelerators = entries
             .iter()
             .filter(|(key, _)| key.value == Value::Str("accelerators".into()))

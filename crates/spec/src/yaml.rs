@@ -8,12 +8,13 @@
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::budget::BudgetBreach;
-use serde_saphyr::{
-    Budget, DuplicateKeyPolicy, MessageFormatter, NonFiniteFloatPolicy, Spanned, UserMessageFormatter,
-};
+use serde_saphyr::{DuplicateKeyPolicy, NonFiniteFloatPolicy, Spanned};
 
 use super::error::{Position, SpecError};
+
+mod budget;
+
+use budget::{task_file_budget, yaml_error};
 
 /// One YAML node with the 1-based line and column where it starts (0 when unknown).
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +133,7 @@ impl<'de> Deserialize<'de> for Value {
 
 /// Stack for the parsing thread: deserializing recurses once per nesting level with large
 /// frames (in debug builds a file nested 50 levels deep overflows a 2 MiB stack, the size of
-/// test and tokio worker threads); this leaves room for [`limits::DEPTH`] many times over.
+/// test and tokio worker threads); this leaves room for the nesting limit many times over.
 const PARSE_STACK_BYTES: usize = 64 * 1024 * 1024;
 
 /// Parses every YAML document in `text`; empty documents are skipped. The parse runs on a thread
@@ -225,98 +226,6 @@ fn fill_raw(node: &mut Node, text: &str) {
             fill_raw(value, text);
         }),
         Value::Null | Value::Bool(_) | Value::Str(_) => {}
-    }
-}
-
-/// Limits on what one task file may hold, far above any real task file and low enough that a
-/// hostile or runaway file fails fast with a message naming the limit.
-mod limits {
-    /// Nesting of lists and mappings.
-    pub const DEPTH: usize = 64;
-    /// Values (scalars, lists and mappings) in the whole file.
-    pub const NODES: usize = 250_000;
-    /// Documents (`---`).
-    pub const DOCUMENTS: usize = 1_024;
-    /// Parser events (about two per value).
-    pub const EVENTS: usize = 1_000_000;
-    /// Aliases (`*name`) and anchors (`&name`).
-    pub const ALIASES: usize = 10_000;
-    /// Bytes of scalar text.
-    pub const SCALAR_BYTES: usize = 64 * 1024 * 1024;
-    /// Merge keys (`<<`).
-    pub const MERGE_KEYS: usize = 10_000;
-}
-
-fn task_file_budget() -> Budget {
-    let mut budget = Budget::default();
-    budget.max_depth = limits::DEPTH;
-    budget.flow_nesting_limit = limits::DEPTH;
-    budget.max_nodes = limits::NODES;
-    budget.max_documents = limits::DOCUMENTS;
-    budget.max_events = limits::EVENTS;
-    budget.max_aliases = limits::ALIASES;
-    budget.max_anchors = limits::ALIASES;
-    budget.max_total_scalar_bytes = limits::SCALAR_BYTES;
-    budget.max_merge_keys = limits::MERGE_KEYS;
-    budget
-}
-
-/// A budget breach in our words: which limit, and its value.
-fn budget_message(breach: &BudgetBreach) -> String {
-    let limit = match breach {
-        BudgetBreach::Depth { .. } => format!("it nests lists and mappings deeper than {} levels", limits::DEPTH),
-        BudgetBreach::Nodes { .. } => format!("it holds more than {} values", limits::NODES),
-        BudgetBreach::Documents { .. } => format!("it holds more than {} documents", limits::DOCUMENTS),
-        BudgetBreach::Events { .. } => format!("it holds more than {} YAML events", limits::EVENTS),
-        BudgetBreach::Aliases { .. } | BudgetBreach::AliasAnchorRatio { .. } => {
-            format!("it uses aliases (*name) too often (at most {})", limits::ALIASES)
-        }
-        BudgetBreach::Anchors { .. } => format!("it defines more than {} anchors (&name)", limits::ALIASES),
-        BudgetBreach::ScalarBytes { .. } => {
-            format!("it holds more than {} MiB of text", limits::SCALAR_BYTES / (1024 * 1024))
-        }
-        BudgetBreach::MergeKeys { .. } => format!("it uses more than {} merge keys (<<)", limits::MERGE_KEYS),
-        _ => "it is too large or too complex".to_string(),
-    };
-    format!("the file is beyond what a task file may hold: {limit}")
-}
-
-/// The longest YAML parser message kept (it may quote the input).
-const MAX_MESSAGE_CHARS: usize = 200;
-
-fn yaml_error(error: &serde_saphyr::Error, file: &str) -> SpecError {
-    let inner = error.without_snippet();
-    let location = inner.location().or_else(|| error.location());
-    let message = match inner {
-        serde_saphyr::Error::Budget { breach, .. } => budget_message(breach),
-        _ => UserMessageFormatter.format_message(inner).into_owned(),
-    };
-    let message = if message.contains("recursion limit exceeded") {
-        budget_message(&BudgetBreach::Depth { depth: limits::DEPTH })
-    } else {
-        message
-    };
-    let mut message: String = message
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_MESSAGE_CHARS)
-        .collect();
-    if message.chars().count() == MAX_MESSAGE_CHARS {
-        message.push('…');
-    }
-    SpecError::Yaml {
-        at: Box::new(Position {
-            file: file.to_string(),
-            line: location
-                .map(|l| l.line())
-                .and_then(|l| u32::try_from(l).ok())
-                .filter(|&l| l > 0),
-            column: location
-                .map(|l| l.column())
-                .and_then(|c| u32::try_from(c).ok())
-                .filter(|&c| c > 0),
-        }),
-        message,
     }
 }
 
@@ -616,81 +525,4 @@ pub(crate) fn parse_bool(text: &str) -> Option<bool> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nodes_carry_locations() {
-        let docs = load_documents("a: 1\nb:\n  - x\n  - {L4, A10G}\n", "t.yaml").unwrap();
-        let Value::Map(entries) = &docs[0].value else {
-            panic!("not a map")
-        };
-        let (key, value) = &entries[1];
-        assert_eq!((key.line, key.column), (2, 1));
-        let Value::Seq(items) = &value.value else {
-            panic!("not a seq")
-        };
-        assert_eq!((items[1].line, items[1].column), (4, 5));
-        let Value::Map(set) = &items[1].value else {
-            panic!("not a set")
-        };
-        assert_eq!(set[1].0.value, Value::Str("A10G".into()));
-        assert_eq!(set[1].1.value, Value::Null);
-    }
-
-    #[test]
-    fn yaml_1_1_booleans_and_odd_numbers_stay_strings() {
-        let docs = load_documents("y: yes\nmode: 0755\nbig: 1_000\ninf: .inf\n", "t.yaml").unwrap();
-        let Value::Map(entries) = &docs[0].value else {
-            panic!("not a map")
-        };
-        let values: Vec<&Value> = entries.iter().map(|(_, v)| &v.value).collect();
-        assert_eq!(entries[0].0.value, Value::Str("y".into()));
-        assert_eq!(values[0], &Value::Str("yes".into()));
-        assert_eq!(values[1], &Value::Str("0755".into()));
-        assert_eq!(values[2], &Value::Str("1_000".into()));
-        assert_eq!(values[3], &Value::Str(".inf".into()));
-
-        let docs = load_documents("a: 3.10\nb: [1.0, &x 7, *x]\nc: 0x1F\n", "t.yaml").unwrap();
-        let Value::Map(entries) = &docs[0].value else {
-            panic!("not a map")
-        };
-        assert_eq!(scalar_text(&entries[0].1).as_deref(), Some("3.10"));
-        let Value::Seq(items) = &entries[1].1.value else {
-            panic!("not a seq")
-        };
-        let texts: Vec<_> = items.iter().filter_map(scalar_text).collect();
-        assert_eq!(texts, ["1.0", "7", "7"]);
-        assert_eq!(scalar_text(&entries[2].1).as_deref(), Some("31"));
-    }
-
-    #[test]
-    fn syntax_errors_are_located() {
-        let err = load_documents("a: 1\n---\nb: [2\n", "t.yaml").unwrap_err();
-        let text = err.to_string();
-        assert!(text.starts_with("t.yaml:3:4: invalid YAML: "), "{text}");
-        assert!(!text.contains('\n'), "{text}");
-    }
-
-    #[test]
-    fn duplicate_keys_are_ours_to_report() {
-        let docs = load_documents("a: 1\na: 2\n", "t.yaml").unwrap();
-        let ctx = Ctx { file: "t.yaml" };
-        let err = ctx.mapping(&docs[0], "", "a mapping").err().unwrap();
-        assert_eq!(
-            err.to_string(),
-            "t.yaml:2:1: a: duplicate key; the first one is on line 1"
-        );
-    }
-
-    #[test]
-    fn empty_documents_are_skipped() {
-        assert_eq!(
-            load_documents("---\n---\na: 1\n---\n# only a comment\n", "t.yaml")
-                .unwrap()
-                .len(),
-            1
-        );
-        assert!(load_documents("", "t.yaml").unwrap().is_empty());
-    }
-}
+mod tests;

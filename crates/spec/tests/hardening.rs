@@ -44,7 +44,10 @@ fn parse(text: &str) -> Result<Pipeline, SpecError> {
 
 #[track_caller]
 fn error(text: &str) -> String {
-    parse(text).err().map(|e| e.to_string()).unwrap_or_else(|| panic!("no error for {text:?}"))
+    parse(text)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| panic!("no error for {text:?}"))
 }
 
 /// Wording from serde, serde-saphyr or Rust's own errors that must never reach a user.
@@ -67,7 +70,11 @@ fn check_error(err: &SpecError, text: &str) {
     let message = err.to_string();
     assert!(message.starts_with(FILE), "not located in {FILE}: {message}");
     assert!(!message.contains('\n'), "multi-line message {message:?}");
-    assert!(message.chars().count() <= 700, "message too long ({} chars)", message.len());
+    assert!(
+        message.chars().count() <= 700,
+        "message too long ({} chars)",
+        message.len()
+    );
     for leak in LEAKS {
         assert!(!message.contains(leak), "library wording {leak:?} in {message}");
     }
@@ -77,9 +84,14 @@ fn check_error(err: &SpecError, text: &str) {
     if !matches!(err, SpecError::NoTask { .. }) {
         let line = at.line.unwrap_or_else(|| panic!("no line: {message}"));
         // YAML breaks lines at \r too (and a lone \r is a line of its own).
-        let breaks = text.chars().filter(|c| matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}'));
+        let breaks = text
+            .chars()
+            .filter(|c| matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}'));
         let lines = breaks.count() as u32 + 1;
-        assert!(line >= 1 && line <= lines + 1, "line {line} of {lines}: {message}");
+        assert!(
+            line >= 1 && line <= lines + 1,
+            "line {line} of {lines}: {message}"
+        );
     }
     // A secret value still under a secret's name, or moved onto `envs:` / `secrets:` itself, is
     // never shown (elsewhere, e.g. swapped into `cpus:`, it is just a wrong value).
@@ -103,11 +115,18 @@ fn the_valid_file_is_valid() {
 
 #[test]
 fn empty_tasks_have_nothing_to_run() {
-    for text in ["{}\n", "name: x\n", "envs:\n  A: 1\n", "run: ''\nsetup: '  '\n", "resources: {}\n"] {
+    for text in [
+        "{}\n",
+        "name: x\n",
+        "envs:\n  A: 1\n",
+        "run: ''\nsetup: '  '\n",
+        "resources: {}\n",
+    ] {
         let err = parse(text).unwrap_err();
         assert!(matches!(err, SpecError::NothingToRun { .. }), "{text:?}: {err}");
         assert!(
-            err.to_string().starts_with("m.yaml:1:1: nothing to run: give at least one of run, setup or resources"),
+            err.to_string()
+                .starts_with("m.yaml:1:1: nothing to run: give at least one of run, setup or resources"),
             "{err}"
         );
     }
@@ -132,8 +151,13 @@ fn limits_are_named_in_plain_words() {
             && message.contains("invalid YAML: the file is beyond what a task file may hold: it nests lists and mappings deeper than 64 levels"),
         "{message}"
     );
-    let block_deep: String = (0..80).map(|depth| format!("{}k{depth}:\n", "  ".repeat(depth))).collect();
-    let message = error(&format!("run: x\nconfig:\n{}", block_deep.replace("k0:", "  k0:")));
+    let block_deep: String = (0..80)
+        .map(|depth| format!("{}k{depth}:\n", "  ".repeat(depth)))
+        .collect();
+    let message = error(&format!(
+        "run: x\nconfig:\n{}",
+        block_deep.replace("k0:", "  k0:")
+    ));
     assert!(message.contains("deeper than 64 levels"), "{message}");
     let many = format!("run: x\nconfig:\n  big: [{}]\n", vec!["1"; 260_000].join(","));
     let message = error(&many);
@@ -152,16 +176,24 @@ fn huge_values_are_cut_short_and_located() {
     let text = format!("resources:\n  accelerators: {name}:1\nrun: x\n");
     let message = error(&text);
     assert!(
-        message.starts_with("m.yaml:2:17: resources.accelerators: expected NAME:COUNT with a NAME of at most 64 characters"),
+        message.starts_with(
+            "m.yaml:2:17: resources.accelerators: expected NAME:COUNT with a NAME of at most 64 characters"
+        ),
         "{}",
         &message[..200.min(message.len())]
     );
-    assert!(message.contains(&format!("found \"{}\"…", "A".repeat(64))), "{message}");
+    assert!(
+        message.contains(&format!("found \"{}\"…", "A".repeat(64))),
+        "{message}"
+    );
     assert!(message.len() < 300, "{} bytes", message.len());
     // A long key is cut in the field path too; a huge one is beyond YAML's simple keys.
     let text = format!("run: x\n{}: 1\n", "A".repeat(500));
     let message = error(&text);
-    assert!(message.starts_with(&format!("m.yaml:2:1: {}…: unknown key", "A".repeat(64))), "{message}");
+    assert!(
+        message.starts_with(&format!("m.yaml:2:1: {}…: unknown key", "A".repeat(64))),
+        "{message}"
+    );
     assert!(message.len() < 600, "{} bytes", message.len());
     let huge = format!("run: x\n{name}: 1\n");
     for text in [text, huge] {
@@ -197,7 +229,9 @@ fn num_nodes_override_is_bounded() {
         let err = pipeline.apply_overrides(&overrides).unwrap_err().to_string();
         assert_eq!(
             err,
-            format!("--num-nodes: expected a whole number of nodes from 1 to 1000, e.g. 2, found \"{nodes}\"")
+            format!(
+                "--num-nodes: expected a whole number of nodes from 1 to 1000, e.g. 2, found \"{nodes}\""
+            )
         );
     }
     let overrides = TaskOverrides {
@@ -215,7 +249,11 @@ fn accelerator_names_are_located_for_later_errors() {
     )
     .unwrap();
     let at = |name: &str| {
-        pipeline.tasks[0].locations.accelerators.get(name).map(|p| p.to_string())
+        pipeline.tasks[0]
+            .locations
+            .accelerators
+            .get(name)
+            .map(|p| p.to_string())
     };
     assert_eq!(at("L5").as_deref(), Some("m.yaml:3:17"));
     assert_eq!(at("H100").as_deref(), Some("m.yaml:5:22"));

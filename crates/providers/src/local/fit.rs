@@ -70,7 +70,12 @@ mod tests {
 
     use crate::TaskRun;
 
-    fn request(nodes: u32, cpus: Option<f64>, memory: Option<f64>, gpus: Option<(&str, f64)>) -> ProvisionRequest {
+    fn request(
+        nodes: u32,
+        cpus: Option<f64>,
+        memory: Option<f64>,
+        gpus: Option<(&str, f64)>,
+    ) -> ProvisionRequest {
         let placement = Placement {
             cloud: "local".to_string(),
             region: "local".to_string(),
@@ -109,7 +114,11 @@ mod tests {
     #[track_caller]
     fn message(result: Result<(), ProviderError>) -> String {
         match result {
-            Err(err @ ProviderError::InsufficientCapacity { scope: Scope::Region, .. }) => err.to_string(),
+            Err(
+                err @ ProviderError::InsufficientCapacity {
+                    scope: Scope::Region, ..
+                },
+            ) => err.to_string(),
             other => panic!("expected a capacity error, got {other:?}"),
         }
     }

@@ -125,7 +125,10 @@ fn top_level_fields() {
         error("num_nodes: 4294967295\n"),
         "t.yaml:1:12: num_nodes: expected a whole number of nodes from 1 to 1000, e.g. 2, found 4294967295"
     );
-    assert_eq!(task("num_nodes: 1000\nrun: x\n").unwrap().num_nodes, crate::MAX_NUM_NODES);
+    assert_eq!(
+        task("num_nodes: 1000\nrun: x\n").unwrap().num_nodes,
+        crate::MAX_NUM_NODES
+    );
     assert!(
         error("file_mounts:\n  /x:\n    mode: FAST\n").contains("file_mounts./x.mode: expected one of MOUNT")
     );
