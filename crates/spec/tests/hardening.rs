@@ -362,7 +362,9 @@ fn check_text(text: &str) {
     match parse(text) {
         Ok(mut pipeline) => {
             let _ = pipeline.topological_order();
-            let _ = pipeline.tasks.iter().map(|t| t.alternatives()).count();
+            for task in &pipeline.tasks {
+                let _ = task.alternatives();
+            }
             if let Err(err) = pipeline.apply_overrides(&TaskOverrides::default()) {
                 check_error(&err, text);
             }
