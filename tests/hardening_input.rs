@@ -2,7 +2,7 @@
 //! values blamed on the right flag, huge or deeply nested files, and `render --secret`. Every
 //! error names the file and line or the flag, once, in our own words.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::util::{Run, skyplan, skyplan_with, temp_dir};
 
@@ -12,7 +12,7 @@ fn task_file(name: &str, yaml: &str) -> PathBuf {
     path
 }
 
-fn dryrun(task: &PathBuf, extra: &[&str]) -> Run {
+fn dryrun(task: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["launch", "--dryrun", task.to_str().unwrap()];
     args.extend_from_slice(extra);
     skyplan(&args)
@@ -187,7 +187,7 @@ secrets:
 run: echo serving
 ";
 
-    fn render(task: &PathBuf, extra: &[&str]) -> Run {
+    fn render(task: &Path, extra: &[&str]) -> Run {
         let mut args = vec!["render", task.to_str().unwrap()];
         args.extend_from_slice(extra);
         skyplan(&args)
