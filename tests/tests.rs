@@ -43,5 +43,9 @@ mod launch_aws;
 #[cfg(feature = "aws-testing")]
 mod down_aws;
 
+/// Bad input through the CLI: empty task files, node counts, reserved env names, flag errors
+/// naming their flag, huge and deep files, clusters too big for this machine, `render --secret`.
+mod hardening_input;
+
 /// Rules of the house: every source file starts with a `//!` line.
 mod house;

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
-use skyplan::optimizer::spec::{TaskOverrides, parse_env_override, parse_task_file};
+use skyplan::optimizer::spec::{TaskOverrides, parse_env_override, parse_secret_override, parse_task_file};
 use skyplan::optimizer::{Objective, Policy};
 
 use super::Cli;
@@ -156,18 +155,12 @@ fn name_unnamed_tasks(pipeline: &mut skyplan::optimizer::spec::Pipeline, file: &
 }
 
 fn overrides(args: &Args) -> anyhow::Result<TaskOverrides> {
-    let pairs = |values: &[String], flag: &str| -> anyhow::Result<Vec<(String, String)>> {
-        values
-            .iter()
-            .map(|v| {
-                parse_env_override(v)
-                    .with_context(|| format!("{flag} {}", v.split('=').next().unwrap_or_default()))
-            })
-            .collect()
-    };
+    // Each parser's error names its own flag and the name, never the value.
+    let envs = args.envs.iter().map(|v| parse_env_override(v));
+    let secrets = args.secrets.iter().map(|v| parse_secret_override(v));
     Ok(TaskOverrides {
-        envs: pairs(&args.envs, "--env")?,
-        secrets: pairs(&args.secrets, "--secret")?,
+        envs: envs.collect::<Result<_, _>>()?,
+        secrets: secrets.collect::<Result<_, _>>()?,
         infra: args.infra.clone(),
         gpus: args.gpus.clone(),
         use_spot: args.use_spot.then_some(true),

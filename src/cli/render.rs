@@ -16,7 +16,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use skyplan::catalog::Catalog;
 use skyplan::optimizer::Placement;
-use skyplan::optimizer::spec::{Pipeline, TaskOverrides, parse_env_override, parse_task_file};
+use skyplan::optimizer::spec::{
+    Pipeline, SecretString, TaskOverrides, parse_env_override, parse_secret_override, parse_task_file,
+};
 use skyplan::providers::kubernetes::capacity::{parse_instance_type, slice_offer};
 use skyplan::providers::kubernetes::{
     KubernetesConfig, NodeFree, PodShape, Pricing, RenderOptions, context_offers, gpu_node_label,
@@ -52,6 +54,11 @@ pub struct Args {
     /// Set or override an env (`K=V`).
     #[arg(long = "env", value_name = "K=V")]
     pub envs: Vec<String>,
+    /// Set a secret (`K=V`, as `launch --secret`), or declare one without a value (`K`): it is
+    /// a key of the Secret, to be given when the Secret is created (with `--include-secrets` a
+    /// value is needed).
+    #[arg(long = "secret", value_name = "K[=V]")]
+    pub secrets: Vec<String>,
     /// Print the Secret with the real secret values (default: leave it out and say how to
     /// create it; no secret value is printed).
     #[arg(long)]
@@ -78,14 +85,28 @@ struct Live {
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let Target::Kubernetes = args.target;
     let mut pipeline = parse_task_file(&args.task)?;
+    // Each parser's error names its own flag and the name, never the value.
     let envs = args
         .envs
         .iter()
-        .map(|v| {
-            parse_env_override(v)
-                .with_context(|| format!("--env {}", v.split('=').next().unwrap_or_default()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|v| parse_env_override(v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut secrets = Vec::new();
+    for text in &args.secrets {
+        if text.contains('=') {
+            secrets.push(parse_secret_override(text)?);
+            continue;
+        }
+        // `--secret K`: declared here, its value given when the Secret is created.
+        let (name, _) = parse_secret_override(&format!("{text}="))?;
+        for spec in &mut pipeline.tasks {
+            let value = spec.envs.remove(&name).flatten().map(SecretString::new);
+            let declared = spec.secrets.entry(name.clone()).or_insert(None);
+            if declared.is_none() {
+                *declared = value;
+            }
+        }
+    }
     if !args.include_secrets {
         // Secret values are left out of the output: unset ones need no value here (before the
         // overrides, so that `--env NAME=VALUE` still sets one).
@@ -100,12 +121,13 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
                 spec.envs.insert(name, Some(String::new()));
             }
             for value in spec.secrets.values_mut().filter(|v| v.is_none()) {
-                *value = Some(skyplan::optimizer::spec::SecretString::new(""));
+                *value = Some(SecretString::new(""));
             }
         }
     }
     pipeline.apply_overrides(&TaskOverrides {
         envs,
+        secrets,
         ..TaskOverrides::default()
     })?;
     let home = skyplan::home_dir(cli.home.as_deref())?;

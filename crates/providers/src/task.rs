@@ -50,6 +50,11 @@ pub struct TaskRun {
     pub labels: BTreeMap<String, String>,
     /// Nodes; all run `setup` and `run` with their own rank.
     pub num_nodes: u32,
+    /// vCPUs each node asked for (the chosen alternative's `cpus`), for backends whose nodes
+    /// share one machine (`local` checks that all of them fit).
+    pub cpus_per_node: Option<f64>,
+    /// Memory in GB each node asked for (the chosen alternative's `memory`), likewise.
+    pub memory_gb_per_node: Option<f64>,
 }
 
 /// A view of a [`TaskRun`] for `Debug` and `Serialize`: secrets as `<redacted>`, and secret
@@ -170,6 +175,8 @@ impl TaskRun {
             disk_size_gb: chosen.and_then(|r| r.disk_size_gb),
             labels: chosen.map(|r| r.labels.clone()).unwrap_or_default(),
             num_nodes: spec.num_nodes.max(1),
+            cpus_per_node: chosen.and_then(|r| r.cpus).map(|a| a.value),
+            memory_gb_per_node: chosen.and_then(|r| r.memory).map(|a| a.value),
         })
     }
 

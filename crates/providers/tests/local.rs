@@ -309,3 +309,53 @@ fn teardown_kills_running_processes() {
         assert!(!home.path().join("local/sleeper").exists());
     });
 }
+
+#[test]
+fn nodes_that_together_outgrow_this_machine_are_refused_before_anything_is_made() {
+    let home = Home::new();
+    let local = home.local();
+    // What the local backend counts as this machine's vCPUs.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let pipeline = parse_task_str(
+        &format!("num_nodes: 3\nresources:\n  cpus: {cpus}\nrun: echo never\n"),
+        "big.yaml",
+    )
+    .expect("task");
+    let run = TaskRun::from_spec(&pipeline.tasks[0]).expect("values");
+    assert_eq!((run.num_nodes, run.cpus_per_node), (3, Some(cpus)));
+    let mut placement = skyplan_providers::fake::placement(LOCAL, LOCAL, None, LOCAL);
+    placement.num_nodes = 3;
+    let request = ProvisionRequest {
+        request_id: "r1".to_string(),
+        cluster: "toobig".to_string(),
+        placement,
+        task: run,
+    };
+    runtime().block_on(async {
+        let err = local
+            .provision(&request)
+            .await
+            .expect_err("three whole machines on one");
+        assert!(
+            matches!(err, ProviderError::InsufficientCapacity { .. }),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        let total = skyplan_catalog::format_count(3.0 * cpus);
+        assert!(
+            message.contains(&format!(
+                "3 nodes × {} vCPUs = {total} vCPUs",
+                skyplan_catalog::format_count(cpus)
+            )),
+            "{message}"
+        );
+        assert!(!local.cluster_dir("toobig").exists());
+        // The same cluster with one node fits.
+        let mut one = request.clone();
+        one.placement.num_nodes = 1;
+        one.task.num_nodes = 1;
+        one.task.run = Some("true".to_string());
+        local.provision(&one).await.expect("one node fits");
+        local.teardown("toobig").await.expect("down");
+    });
+}

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::yaml::quote_short;
+
 /// Where in a task file something is: `task.yaml:5:3`, or just `task.yaml` when the line is
 /// unknown (e.g. a value set by a command-line override).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -39,6 +41,16 @@ fn unknown_key_help(hint: &Option<String>, expected: &str) -> String {
     match hint {
         Some(hint) => format!("did you mean {hint:?}?"),
         None => format!("expected one of: {expected}"),
+    }
+}
+
+/// How to supply a missing value: `--env NAME=VALUE` for an env, `--secret NAME=VALUE` (or
+/// `--env`) for a declared secret.
+fn supply_hint(path: &str, name: &str) -> String {
+    if path.starts_with("secrets.") {
+        format!("--secret {name}=VALUE (or --env {name}=VALUE)")
+    } else {
+        format!("--env {name}=VALUE")
     }
 }
 
@@ -117,8 +129,38 @@ pub enum SpecError {
         /// What conflicts and what to do instead.
         message: String,
     },
+    /// A task with nothing to do: no `run`, no `setup` and no `resources` (`{}`, a document with
+    /// only `name`, or only `envs`).
+    #[error(
+        "{at}: nothing to run: give at least one of run, setup or resources (a task with only \
+         resources brings up a cluster for `skyplan exec`)"
+    )]
+    NothingToRun {
+        /// Where the task's document starts.
+        at: Box<Position>,
+    },
+    /// An env or secret whose name skyplan reserves (`PATH`, `SKYPLAN_*`, ...).
+    #[error("{at}: {path}: reserved name; {reason}")]
+    ReservedEnv {
+        /// The name's position.
+        at: Box<Position>,
+        /// `envs.NAME` or `secrets.NAME`.
+        path: String,
+        /// Why the name is reserved and what to do instead.
+        reason: String,
+    },
+    /// `--env` or `--secret` with a name skyplan reserves.
+    #[error("{flag} {name}: reserved name; {reason}")]
+    ReservedOverride {
+        /// `--env` or `--secret`.
+        flag: &'static str,
+        /// The name as given.
+        name: String,
+        /// Why the name is reserved and what to do instead.
+        reason: String,
+    },
     /// An env or secret declared with a null value and not supplied on the command line.
-    #[error("{at}: {path}: no value given; pass --env {name}=VALUE")]
+    #[error("{at}: {path}: no value given; pass {}", supply_hint(path, name))]
     MissingValue {
         /// Where the env is declared.
         at: Box<Position>,
@@ -129,7 +171,8 @@ pub enum SpecError {
     },
     /// `depends_on` names a task that is not in the file.
     #[error(
-        "{at}: {path}: no task named {name:?} in this file{}; named tasks: {known}",
+        "{at}: {path}: no task named {} in this file{}; named tasks: {known}",
+        quote_short(name),
         did_you_mean(hint)
     )]
     UnknownDependency {
@@ -146,7 +189,8 @@ pub enum SpecError {
     },
     /// Two tasks share a name while `depends_on` needs names to be unique.
     #[error(
-        "{at}: name: task name {name:?} is also used on line {first_line}; names must be unique when depends_on is used"
+        "{at}: name: task name {} is also used on line {first_line}; names must be unique when depends_on is used",
+        quote_short(name)
     )]
     DuplicateTaskName {
         /// The second task's `name`.
@@ -182,9 +226,13 @@ impl SpecError {
     /// The position the error points at, if it has one.
     pub fn position(&self) -> Option<&Position> {
         match self {
-            SpecError::Io { .. } | SpecError::InvalidOverride { .. } => None,
+            SpecError::Io { .. } | SpecError::InvalidOverride { .. } | SpecError::ReservedOverride { .. } => {
+                None
+            }
             SpecError::Yaml { at, .. }
             | SpecError::NoTask { at }
+            | SpecError::NothingToRun { at }
+            | SpecError::ReservedEnv { at, .. }
             | SpecError::UnknownKey { at, .. }
             | SpecError::DuplicateKey { at, .. }
             | SpecError::InvalidValue { at, .. }
@@ -204,11 +252,15 @@ impl SpecError {
             | SpecError::InvalidValue { path, .. }
             | SpecError::Conflict { path, .. }
             | SpecError::MissingValue { path, .. }
+            | SpecError::ReservedEnv { path, .. }
             | SpecError::UnknownDependency { path, .. } => Some(path),
             SpecError::DuplicateTaskName { .. } => Some("name"),
             SpecError::Cycle { .. } => Some("depends_on"),
-            SpecError::Io { .. } | SpecError::Yaml { .. } | SpecError::NoTask { .. } => None,
-            SpecError::InvalidOverride { flag, .. } => Some(flag),
+            SpecError::Io { .. }
+            | SpecError::Yaml { .. }
+            | SpecError::NoTask { .. }
+            | SpecError::NothingToRun { .. } => None,
+            SpecError::InvalidOverride { flag, .. } | SpecError::ReservedOverride { flag, .. } => Some(flag),
         }
     }
 }

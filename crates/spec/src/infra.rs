@@ -19,6 +19,9 @@ pub const KNOWN_CLOUDS: &[&str] = &[
     "local",
 ];
 
+/// The longest accelerator name accepted (the longest known one has 20 characters).
+const MAX_ACCELERATOR_NAME_CHARS: usize = 64;
+
 pub(super) const ACCELERATOR_EXPECTED: &str = "NAME:COUNT with a positive number, e.g. L4:1";
 pub(super) const AMOUNT_EXPECTED: &str = "a positive number, optionally followed by + (e.g. 4 or 4+)";
 pub(super) const PORTS_EXPECTED: &str = "a port 1-65535, a range like 8000-8010, or a list of them";
@@ -140,6 +143,11 @@ pub fn parse_accelerator(text: &str) -> Result<(String, f64), String> {
     let (name, count) = parse_accelerator_request(text).map_err(|_| ACCELERATOR_EXPECTED.to_string())?;
     if name.contains(['{', '}', '[', ']', ',', ':', '"', '\'']) {
         return Err(ACCELERATOR_EXPECTED.to_string());
+    }
+    if name.chars().count() > MAX_ACCELERATOR_NAME_CHARS {
+        return Err(format!(
+            "NAME:COUNT with a NAME of at most {MAX_ACCELERATOR_NAME_CHARS} characters, e.g. L4:1"
+        ));
     }
     Ok((name, count.unwrap_or(1.0)))
 }

@@ -8,6 +8,9 @@
 //!
 //! - `yaml`: YAML text to located nodes (`serde-saphyr`), plus the shared checking helpers.
 //! - `task`: top-level fields, envs and secrets (redaction lives here).
+//! - `env`: env names, the reserved ones, and the `envs` / `secrets` entries.
+//! - `secret`: [`SecretString`] and the scrubbing of secret values from text.
+//! - `file_mounts`: the `file_mounts` section.
 //! - `resources`: the `resources` section and its expansion into [`ResourceRequest`]s.
 //! - `pipeline`: multi-document files, `depends_on`, and command-line overrides.
 //!
@@ -25,29 +28,36 @@
 //! assert!(!format!("{:?}", pipeline.tasks[0]).contains("hf_x"));
 //! ```
 
+mod env;
 mod error;
+mod file_mounts;
 mod infra;
 mod pipeline;
 mod resources;
 mod resources_parse;
+mod secret;
 mod task;
 mod yaml;
 
 use std::path::Path;
 
+pub use env::{RESERVED_ENV_NAMES, RESERVED_NODE_VARIABLES, reserved_env_reason};
 pub use error::{Position, SpecError};
 pub use infra::{
     Infra, InfraError, KNOWN_CLOUDS, canonical_cloud, normalize_cloud, parse_accelerator, parse_infra,
     parse_positive_amount,
 };
+pub use pipeline::parse_secret_override;
 pub use pipeline::{Pipeline, TaskOverrides, parse_env_override};
 pub use resources::{
     AcceleratorSpec, AlternativeMode, Alternatives, PortRange, ResourceFields, ResourceRequest, ResourcesSpec,
 };
+pub use task::MAX_NUM_NODES;
 pub use task::{
     FileMount, REDACTED, SecretString, SpecLocations, TaskSpec, is_secret_env, is_valid_env_name,
     parse_duration_hours, redact_text,
 };
+pub use yaml::{SHOWN_VALUE_CHARS, quote_short};
 
 /// Reads and parses a task file. A single document is a one-task pipeline; several documents
 /// (`---`) are a chain, or the DAG their `depends_on` fields declare.

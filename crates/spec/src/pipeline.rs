@@ -8,11 +8,12 @@ use std::fmt;
 use serde::Serialize;
 use skyplan_catalog::Amount;
 
+use super::env::{is_valid_env_name, reserved_env_reason};
 use super::error::{Position, SpecError};
 use super::infra::{Infra, parse_accelerator, parse_infra, parse_positive_amount};
 use super::resources::AcceleratorSpec;
-use super::task::{SecretString, TaskSpec, is_valid_env_name, parse_task};
-use super::yaml::{Ctx, Node, Value, closest};
+use super::task::{MAX_NUM_NODES, NUM_NODES_EXPECTED, SecretString, TaskSpec, parse_task};
+use super::yaml::{Ctx, Node, Value, closest, quote_short};
 
 /// The tasks of one task file and the order between them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -146,11 +147,23 @@ pub fn parse_env_override(text: &str) -> Result<(String, String), SpecError> {
     parse_pair("--env", text)
 }
 
+/// Parses `--secret NAME=VALUE`, with the rules of [`parse_env_override`]; errors name
+/// `--secret`. The error never shows the value.
+///
+/// ```
+/// use skyplan_spec::parse_secret_override;
+/// assert_eq!(parse_secret_override("HF_TOKEN=hf_x").unwrap().0, "HF_TOKEN");
+/// assert!(parse_secret_override("=x").unwrap_err().to_string().starts_with("--secret: "));
+/// ```
+pub fn parse_secret_override(text: &str) -> Result<(String, String), SpecError> {
+    parse_pair("--secret", text)
+}
+
 fn parse_pair(flag: &'static str, text: &str) -> Result<(String, String), SpecError> {
     let bad = |name: &str| SpecError::InvalidOverride {
         flag,
         expected: "NAME=VALUE with NAME made of letters, digits and _ (e.g. MODEL_NAME=gemma)".to_string(),
-        found: format!("{name:?}"),
+        found: quote_short(name),
         hint: None,
     };
     let Some((name, value)) = text.split_once('=') else {
@@ -160,6 +173,13 @@ fn parse_pair(flag: &'static str, text: &str) -> Result<(String, String), SpecEr
     let name = name.trim();
     if !is_valid_env_name(name) {
         return Err(bad(name));
+    }
+    if let Some(reason) = reserved_env_reason(name) {
+        return Err(SpecError::ReservedOverride {
+            flag,
+            name: name.to_string(),
+            reason: reason.to_string(),
+        });
     }
     Ok((name.to_string(), value.to_string()))
 }
@@ -177,7 +197,7 @@ impl ParsedOverrides {
         let invalid = |flag: &'static str, value: &str, expected: String| SpecError::InvalidOverride {
             flag,
             expected,
-            found: format!("{value:?}"),
+            found: quote_short(value),
             hint: None,
         };
         for (name, _) in &o.envs {
@@ -193,7 +213,7 @@ impl ParsedOverrides {
                 parse_infra(text).map_err(|e| SpecError::InvalidOverride {
                     flag: "--infra",
                     expected: e.expected,
-                    found: format!("{text:?}"),
+                    found: quote_short(text),
                     hint: e.hint,
                 })
             })
@@ -210,11 +230,11 @@ impl ParsedOverrides {
         };
         let cpus = amount("--cpus", &o.cpus)?;
         let memory = amount("--memory", &o.memory)?;
-        if o.num_nodes == Some(0) {
+        if let Some(nodes) = o.num_nodes.filter(|n| !(1..=MAX_NUM_NODES).contains(n)) {
             return Err(invalid(
                 "--num-nodes",
-                "0",
-                "a positive whole number of nodes".to_string(),
+                &nodes.to_string(),
+                NUM_NODES_EXPECTED.to_string(),
             ));
         }
         if o.disk_size_gb == Some(0) {
@@ -392,6 +412,11 @@ pub(crate) fn build_pipeline(ctx: Ctx<'_>, docs: &[Node]) -> Result<Pipeline, Sp
     } else {
         (1..tasks.len()).map(|i| (i - 1, i)).collect()
     };
+    if let Some(empty) = tasks.iter().find(|t| t.is_empty()) {
+        return Err(SpecError::NothingToRun {
+            at: Box::new(empty.locations.task.clone()),
+        });
+    }
     let name = name.or_else(|| {
         if tasks.len() == 1 {
             tasks[0].name.clone()

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use skyplan_catalog::Amount;
 
-use super::error::SpecError;
+use super::error::{Position, SpecError};
 use super::infra::{
     ACCELERATOR_EXPECTED, AMOUNT_EXPECTED, CLOUD_EXPECTED, INFRA_EXPECTED, KNOWN_CLOUDS, PORTS_EXPECTED,
     canonical_cloud, parse_accelerator, parse_infra, parse_positive_amount,
@@ -553,6 +553,50 @@ fn check_job_recovery(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<(), SpecE
             "a strategy name (failover, eager_next_region) or a mapping",
         )),
     }
+}
+
+/// Where each accelerator name of a `resources` node is written (first occurrence; names as
+/// written, e.g. `l4` in `accelerators: l4:1`), in `resources` and in its `any_of` / `ordered`
+/// entries. For errors found after parsing, such as a name the catalog does not know.
+pub(crate) fn accelerator_positions(ctx: Ctx<'_>, node: &Node) -> BTreeMap<String, Position> {
+    let mut positions = BTreeMap::new();
+    let mut record = |name_node: &Node| {
+        if let Some((name, _)) = scalar_text(name_node).and_then(|t| parse_accelerator(&t).ok()) {
+            positions.entry(name).or_insert_with(|| ctx.pos(name_node));
+        }
+    };
+    let mut mappings = vec![node];
+    if let Value::Map(entries) = &node.value {
+        for (key, value) in entries {
+            if matches!(&key.value, Value::Str(k) if k == "any_of" || k == "ordered")
+                && let Value::Seq(items) = &value.value
+            {
+                mappings.extend(items);
+            }
+        }
+    }
+    for mapping in mappings {
+        let Value::Map(entries) = &mapping.value else {
+            continue;
+        };
+        let accelerators = entries
+            .iter()
+            .filter(|(key, _)| key.value == Value::Str("accelerators".into()))
+            .map(|(_, value)| value);
+        for value in accelerators {
+            let items: Vec<&Node> = match &value.value {
+                Value::Seq(items) => items.iter().collect(),
+                _ => vec![value],
+            };
+            for item in items {
+                match &item.value {
+                    Value::Map(pairs) => pairs.iter().for_each(|(name, _)| record(name)),
+                    _ => record(item),
+                }
+            }
+        }
+    }
+    positions
 }
 
 #[cfg(test)]

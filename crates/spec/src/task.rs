@@ -7,13 +7,22 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+pub use super::env::is_valid_env_name;
+use super::env::parse_env_entry;
 use super::error::{Position, SpecError};
+pub use super::file_mounts::FileMount;
+use super::file_mounts::parse_file_mounts;
 use super::resources::{Alternatives, ResourcesSpec};
-use super::resources_parse::parse_resources;
+use super::resources_parse::{accelerator_positions, parse_resources};
+pub use super::secret::{REDACTED, SecretString, is_secret_env, redact_text};
 use super::yaml::{Ctx, Node, Value, child, describe_kind, index, scalar_text};
 
-/// What secret values are shown as.
-pub const REDACTED: &str = "<redacted>";
+/// The most nodes one task may ask for (`num_nodes`, `--num-nodes`): more is a typo, not a plan,
+/// and a backend would be asked to create every one of them.
+pub const MAX_NUM_NODES: u32 = 1000;
+
+/// What `num_nodes` accepts.
+pub(crate) const NUM_NODES_EXPECTED: &str = "a whole number of nodes from 1 to 1000, e.g. 2";
 
 /// Top-level keys of a task.
 const TASK_KEYS: &[&str] = &[
@@ -54,141 +63,8 @@ const RESOURCE_KEYS_ELSEWHERE: &[(&str, &str)] = &[
     ("ordered", "resources.ordered"),
 ];
 
-const STORAGE_KEYS: &[&str] = &[
-    "name",
-    "source",
-    "store",
-    "mode",
-    "persistent",
-    "config",
-    "_force_delete",
-];
 const DURATION_EXPECTED: &str = "a positive number of hours, or a duration like 90m, 2h, 1h30m or 30s";
 const DATA_EXPECTED: &str = "a size in GB (e.g. 100), or a one-entry mapping {PATH_OR_URI: SIZE_GB}";
-
-/// A string that never shows itself: `Debug`, `Display` and `Serialize` print `<redacted>`.
-/// The value is reachable only through [`SecretString::expose`].
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct SecretString(String);
-
-impl SecretString {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        SecretString(value.into())
-    }
-
-    /// The secret value. Pass it to the process that needs it; never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-impl fmt::Display for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-impl Serialize for SecretString {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(REDACTED)
-    }
-}
-
-/// Whether an env name looks like it holds a credential: `*_TOKEN`, `*_KEY`, `*_SECRET`,
-/// `*PASSWORD*` (and bare `TOKEN`, `KEY`, `SECRET`), any case. Such envs are treated as secrets.
-///
-/// ```
-/// use skyplan_spec::is_secret_env;
-/// assert!(is_secret_env("HF_TOKEN") && is_secret_env("aws_secret_access_key") && is_secret_env("DB_PASSWORD_FILE"));
-/// assert!(!is_secret_env("MODEL_NAME") && !is_secret_env("TOKENIZER"));
-/// ```
-pub fn is_secret_env(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    upper.ends_with("_TOKEN")
-        || upper.ends_with("_KEY")
-        || upper.ends_with("_SECRET")
-        || upper.contains("PASSWORD")
-        || matches!(upper.as_str(), "TOKEN" | "KEY" | "SECRET")
-}
-
-/// Replaces every occurrence of each secret value in `text` with `<redacted>` (longest values
-/// first, empty values ignored). For log lines and other text that might echo a secret.
-///
-/// ```
-/// use skyplan_spec::redact_text;
-/// assert_eq!(redact_text("login hf_abc ok", &["hf_abc"]), "login <redacted> ok");
-/// ```
-pub fn redact_text(text: &str, secrets: &[&str]) -> String {
-    let mut values: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
-    values.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    let mut out = text.to_string();
-    for value in values {
-        if out.contains(value) {
-            out = out.replace(value, REDACTED);
-        }
-    }
-    out
-}
-
-/// Whether `name` is a valid environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).
-pub fn is_valid_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// One `file_mounts` entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileMount {
-    /// A local path or a bucket URI (`s3://...`, `gs://...`) copied or mounted as is.
-    Source(String),
-    /// A storage object (`name`, `source`, `store`, `mode`, `persistent`), kept as written.
-    Storage(BTreeMap<String, serde_json::Value>),
-}
-
-impl FileMount {
-    /// Whether this is a path on the launching machine (not a bucket URI or storage object):
-    /// backends that can copy files honour it; bucket mounts need a backend that mounts them.
-    ///
-    /// ```
-    /// use skyplan_spec::FileMount;
-    /// assert!(FileMount::Source("./data".into()).is_local());
-    /// assert!(!FileMount::Source("s3://bucket/data".into()).is_local());
-    /// ```
-    pub fn is_local(&self) -> bool {
-        match self {
-            FileMount::Source(source) => !source.contains("://"),
-            FileMount::Storage(_) => false,
-        }
-    }
-
-    /// The local source path, for local mounts.
-    pub fn local_source(&self) -> Option<&str> {
-        match self {
-            FileMount::Source(source) if self.is_local() => Some(source),
-            _ => None,
-        }
-    }
-
-    /// A short description for messages: the source, or `storage object`.
-    pub fn describe(&self) -> String {
-        match self {
-            FileMount::Source(source) => source.clone(),
-            FileMount::Storage(fields) => match fields.get("source").and_then(|v| v.as_str()) {
-                Some(source) => format!("storage object from {source}"),
-                None => "storage object".to_string(),
-            },
-        }
-    }
-}
 
 /// Where things were written, for errors found after parsing (missing env values, unknown
 /// dependencies). Empty for tasks built in code.
@@ -204,6 +80,11 @@ pub struct SpecLocations {
     pub secrets: BTreeMap<String, Position>,
     /// Where each `depends_on` entry is, parallel to [`TaskSpec::depends_on`].
     pub depends_on: Vec<Position>,
+    /// Where `resources` is, when it holds at least one field.
+    pub resources: Option<Position>,
+    /// Where each accelerator name is written (as written, first occurrence), in `resources` and
+    /// its `any_of` / `ordered` entries: to locate a name the catalog does not know.
+    pub accelerators: BTreeMap<String, Position>,
 }
 
 /// One task, as SkyPilot's task YAML describes it (plus `depends_on`, `inputs`/`outputs` sizes
@@ -277,6 +158,16 @@ impl TaskSpec {
     /// The concrete resource requests this task may run on.
     pub fn alternatives(&self) -> Alternatives {
         self.resources.alternatives()
+    }
+
+    /// Whether the task has nothing to do: no `run`, no `setup` (blank scripts count as none)
+    /// and no `resources` field. Such a task is rejected when a file is parsed.
+    pub fn is_empty(&self) -> bool {
+        let blank = |script: &Option<String>| script.as_deref().is_none_or(|s| s.trim().is_empty());
+        blank(&self.run)
+            && blank(&self.setup)
+            && self.locations.resources.is_none()
+            && self.resources == ResourcesSpec::default()
     }
 
     /// Whether the env or secret `name` is secret (declared under `secrets`, or token-like).
@@ -545,34 +436,21 @@ pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecErro
                     _ => None,
                 };
                 task.num_nodes = nodes
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| ctx.invalid(value, path, "a positive whole number of nodes, e.g. 2"))?;
+                    .filter(|n| (1..=MAX_NUM_NODES).contains(n))
+                    .ok_or_else(|| ctx.invalid(value, path, NUM_NODES_EXPECTED))?;
             }
             "envs" | "secrets" => {
+                if !matches!(value.value, Value::Map(_) | Value::Null) {
+                    // Never echo the value: it may be a secret written in the wrong place.
+                    return Err(ctx.invalid_found(
+                        value,
+                        path,
+                        "a mapping of NAME: value",
+                        describe_kind(value),
+                    ));
+                }
                 for env in ctx.mapping(value, path, "a mapping of NAME: value")? {
-                    let env_path = child(path, &env.key);
-                    if !is_valid_env_name(&env.key) {
-                        return Err(ctx.invalid(
-                            env.key_node,
-                            &env_path,
-                            "an env name made of letters, digits and _, not starting with a digit",
-                        ));
-                    }
-                    let text = match &env.value.value {
-                        Value::Null => None,
-                        Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
-                            scalar_text(env.value)
-                        }
-                        // Never echo the value: it may be a secret.
-                        _ => {
-                            return Err(ctx.invalid_found(
-                                env.value,
-                                &env_path,
-                                "a string, number, boolean or null",
-                                describe_kind(env.value),
-                            ));
-                        }
-                    };
+                    let text = parse_env_entry(ctx, path, &env)?;
                     if path == "envs" {
                         task.envs.insert(env.key.clone(), text);
                         task.locations.envs.insert(env.key, ctx.pos(env.key_node));
@@ -585,7 +463,13 @@ pub(crate) fn parse_task(ctx: Ctx<'_>, node: &Node) -> Result<TaskSpec, SpecErro
             "file_mounts" => task.file_mounts = parse_file_mounts(ctx, value, path)?,
             "setup" => task.setup = ctx.opt_string(value, path, "a shell script (string)")?,
             "run" => task.run = ctx.opt_string(value, path, "a shell script (string)")?,
-            "resources" => task.resources = parse_resources(ctx, value, path)?,
+            "resources" => {
+                task.resources = parse_resources(ctx, value, path)?;
+                task.locations.accelerators = accelerator_positions(ctx, value);
+                if matches!(&value.value, Value::Map(fields) if !fields.is_empty()) {
+                    task.locations.resources = Some(ctx.pos(entry.key_node));
+                }
+            }
             "config" => {
                 task.config = match value.value {
                     Value::Null => None,
@@ -667,57 +551,6 @@ fn parse_data(ctx: Ctx<'_>, node: &Node, path: &str) -> Result<(Option<String>, 
         }
         _ => Ok((None, size(node, path)?)),
     }
-}
-
-fn parse_file_mounts(
-    ctx: Ctx<'_>,
-    node: &Node,
-    path: &str,
-) -> Result<BTreeMap<String, FileMount>, SpecError> {
-    let mut mounts = BTreeMap::new();
-    for entry in ctx.mapping(node, path, "a mapping of REMOTE_PATH: SOURCE")? {
-        let entry_path = child(path, &entry.key);
-        if entry.key.trim().is_empty() {
-            return Err(ctx.invalid(entry.key_node, &entry_path, "a remote path"));
-        }
-        let mount = match &entry.value.value {
-            Value::Str(source) if !source.trim().is_empty() => FileMount::Source(source.clone()),
-            Value::Map(_) => {
-                let mut storage = BTreeMap::new();
-                for field in ctx.mapping(entry.value, &entry_path, "a storage mapping")? {
-                    let field_path = child(&entry_path, &field.key);
-                    match field.key.as_str() {
-                        "mode" => {
-                            let mode =
-                                ctx.string(field.value, &field_path, "one of MOUNT, COPY, MOUNT_CACHED")?;
-                            if !["MOUNT", "COPY", "MOUNT_CACHED"]
-                                .contains(&mode.trim().to_ascii_uppercase().as_str())
-                            {
-                                return Err(ctx.invalid(
-                                    field.value,
-                                    &field_path,
-                                    "one of MOUNT, COPY, MOUNT_CACHED",
-                                ));
-                            }
-                        }
-                        key if STORAGE_KEYS.contains(&key) => {}
-                        _ => return Err(ctx.unknown_key(&field, &entry_path, STORAGE_KEYS, &[])),
-                    }
-                    storage.insert(field.key.clone(), ctx.json_of(field.value, &field_path)?);
-                }
-                FileMount::Storage(storage)
-            }
-            _ => {
-                return Err(ctx.invalid(
-                    entry.value,
-                    &entry_path,
-                    "a local path or bucket URI, or a storage mapping (name, source, store, mode)",
-                ));
-            }
-        };
-        mounts.insert(entry.key, mount);
-    }
-    Ok(mounts)
 }
 
 #[cfg(test)]

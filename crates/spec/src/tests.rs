@@ -242,7 +242,7 @@ fn alternatives_fixture() {
     let err = pipeline.clone().apply_overrides(&overrides).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "alternatives.yaml:7:3: secrets.WANDB_API_KEY: no value given; pass --env WANDB_API_KEY=VALUE"
+        "alternatives.yaml:7:3: secrets.WANDB_API_KEY: no value given; pass --secret WANDB_API_KEY=VALUE (or --env WANDB_API_KEY=VALUE)"
     );
     let overrides = TaskOverrides {
         envs: vec![

@@ -8,11 +8,13 @@
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{
-    DuplicateKeyPolicy, MessageFormatter, NonFiniteFloatPolicy, Spanned, UserMessageFormatter,
-};
+use serde_saphyr::{DuplicateKeyPolicy, NonFiniteFloatPolicy, Spanned};
 
 use super::error::{Position, SpecError};
+
+mod budget;
+
+use budget::{task_file_budget, yaml_error};
 
 /// One YAML node with the 1-based line and column where it starts (0 when unknown).
 #[derive(Debug, Clone, PartialEq)]
@@ -129,8 +131,37 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
-/// Parses every YAML document in `text`; empty documents are skipped.
+/// Stack for the parsing thread: deserializing recurses once per nesting level with large
+/// frames (in debug builds a file nested 50 levels deep overflows a 2 MiB stack, the size of
+/// test and tokio worker threads); this leaves room for the nesting limit many times over.
+const PARSE_STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// Parses every YAML document in `text`; empty documents are skipped. The parse runs on a thread
+/// of its own with a stack sized for the nesting limit, whichever thread calls.
 pub(crate) fn load_documents(text: &str, file: &str) -> Result<Vec<Node>, SpecError> {
+    std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new()
+            .name("skyplan-yaml".to_string())
+            .stack_size(PARSE_STACK_BYTES)
+            .spawn_scoped(scope, || load_documents_here(text, file));
+        match spawned {
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err(SpecError::Yaml {
+                    at: Box::new(Position {
+                        file: file.to_string(),
+                        line: None,
+                        column: None,
+                    }),
+                    message: "the YAML parser stopped unexpectedly on this file".to_string(),
+                })
+            }),
+            // No thread to be had: parse here (the depth limit still applies).
+            Err(_) => load_documents_here(text, file),
+        }
+    })
+}
+
+fn load_documents_here(text: &str, file: &str) -> Result<Vec<Node>, SpecError> {
     let options = serde_saphyr::options! {
         // `yes`/`no`/`on`/`off`/`y`/`n` stay strings (YAML 1.2): `y: 1` must not become `true: 1`.
         // Fields that want a boolean accept those spellings themselves.
@@ -141,6 +172,7 @@ pub(crate) fn load_documents(text: &str, file: &str) -> Result<Vec<Node>, SpecEr
         non_finite_float_policy: NonFiniteFloatPolicy::AsString,
         // Duplicates are reported by `Ctx::mapping` in our own words.
         duplicate_keys: DuplicateKeyPolicy::PassThrough,
+        budget: Some(task_file_budget()),
     };
     let documents: Vec<Node> = serde_saphyr::from_str_multiple_with_options(text, options)
         .map_err(|error| yaml_error(&error, file))?;
@@ -197,34 +229,18 @@ fn fill_raw(node: &mut Node, text: &str) {
     }
 }
 
-fn yaml_error(error: &serde_saphyr::Error, file: &str) -> SpecError {
-    let inner = error.without_snippet();
-    let location = inner.location().or_else(|| error.location());
-    let message: String = UserMessageFormatter
-        .format_message(inner)
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    SpecError::Yaml {
-        at: Box::new(Position {
-            file: file.to_string(),
-            line: location
-                .map(|l| l.line())
-                .and_then(|l| u32::try_from(l).ok())
-                .filter(|&l| l > 0),
-            column: location
-                .map(|l| l.column())
-                .and_then(|c| u32::try_from(c).ok())
-                .filter(|&c| c > 0),
-        }),
-        message,
-    }
-}
-
-/// Joins a field path and a key: `resources` + `cpus` = `resources.cpus`.
+/// Joins a field path and a key: `resources` + `cpus` = `resources.cpus`. A key longer than
+/// [`SHOWN_VALUE_CHARS`] is cut (with `…`): paths are shown in messages.
 pub(crate) fn child(path: &str, key: &str) -> String {
+    let key = if key.chars().count() > SHOWN_VALUE_CHARS {
+        let mut cut: String = key.chars().take(SHOWN_VALUE_CHARS).collect();
+        cut.push('…');
+        std::borrow::Cow::Owned(cut)
+    } else {
+        std::borrow::Cow::Borrowed(key)
+    };
     if path.is_empty() {
-        key.to_string()
+        key.into_owned()
     } else {
         format!("{path}.{key}")
     }
@@ -235,21 +251,34 @@ pub(crate) fn index(path: &str, idx: usize) -> String {
     format!("{path}[{idx}]")
 }
 
+/// The most characters of a user's value that a message shows.
+pub const SHOWN_VALUE_CHARS: usize = 64;
+
+/// `text` quoted for a message (`"L5"`), cut to its first [`SHOWN_VALUE_CHARS`] characters and
+/// `…` when longer, so that a pasted megabyte does not come back in the error.
+///
+/// ```
+/// use skyplan_spec::quote_short;
+/// assert_eq!(quote_short("L5"), "\"L5\"");
+/// let long = quote_short(&"A".repeat(1_000_000));
+/// assert!(long.ends_with("\"…") && long.chars().count() == 64 + 3);
+/// ```
+pub fn quote_short(text: &str) -> String {
+    if text.chars().count() > SHOWN_VALUE_CHARS {
+        let cut: String = text.chars().take(SHOWN_VALUE_CHARS).collect();
+        format!("{cut:?}…")
+    } else {
+        format!("{text:?}")
+    }
+}
+
 /// A short description of a node for "found ..." in messages; strings are quoted and cut short.
 pub(crate) fn describe(node: &Node) -> String {
     match &node.value {
         Value::Null => "null".to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Int(_) | Value::Float(_) => scalar_text(node).unwrap_or_default(),
-        Value::Str(s) => {
-            const MAX: usize = 60;
-            if s.chars().count() > MAX {
-                let cut: String = s.chars().take(MAX).collect();
-                format!("{cut:?}...")
-            } else {
-                format!("{s:?}")
-            }
-        }
+        Value::Str(s) => quote_short(s),
         Value::Seq(_) => "a list".to_string(),
         Value::Map(_) => "a mapping".to_string(),
     }
@@ -496,81 +525,4 @@ pub(crate) fn parse_bool(text: &str) -> Option<bool> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nodes_carry_locations() {
-        let docs = load_documents("a: 1\nb:\n  - x\n  - {L4, A10G}\n", "t.yaml").unwrap();
-        let Value::Map(entries) = &docs[0].value else {
-            panic!("not a map")
-        };
-        let (key, value) = &entries[1];
-        assert_eq!((key.line, key.column), (2, 1));
-        let Value::Seq(items) = &value.value else {
-            panic!("not a seq")
-        };
-        assert_eq!((items[1].line, items[1].column), (4, 5));
-        let Value::Map(set) = &items[1].value else {
-            panic!("not a set")
-        };
-        assert_eq!(set[1].0.value, Value::Str("A10G".into()));
-        assert_eq!(set[1].1.value, Value::Null);
-    }
-
-    #[test]
-    fn yaml_1_1_booleans_and_odd_numbers_stay_strings() {
-        let docs = load_documents("y: yes\nmode: 0755\nbig: 1_000\ninf: .inf\n", "t.yaml").unwrap();
-        let Value::Map(entries) = &docs[0].value else {
-            panic!("not a map")
-        };
-        let values: Vec<&Value> = entries.iter().map(|(_, v)| &v.value).collect();
-        assert_eq!(entries[0].0.value, Value::Str("y".into()));
-        assert_eq!(values[0], &Value::Str("yes".into()));
-        assert_eq!(values[1], &Value::Str("0755".into()));
-        assert_eq!(values[2], &Value::Str("1_000".into()));
-        assert_eq!(values[3], &Value::Str(".inf".into()));
-
-        let docs = load_documents("a: 3.10\nb: [1.0, &x 7, *x]\nc: 0x1F\n", "t.yaml").unwrap();
-        let Value::Map(entries) = &docs[0].value else {
-            panic!("not a map")
-        };
-        assert_eq!(scalar_text(&entries[0].1).as_deref(), Some("3.10"));
-        let Value::Seq(items) = &entries[1].1.value else {
-            panic!("not a seq")
-        };
-        let texts: Vec<_> = items.iter().filter_map(scalar_text).collect();
-        assert_eq!(texts, ["1.0", "7", "7"]);
-        assert_eq!(scalar_text(&entries[2].1).as_deref(), Some("31"));
-    }
-
-    #[test]
-    fn syntax_errors_are_located() {
-        let err = load_documents("a: 1\n---\nb: [2\n", "t.yaml").unwrap_err();
-        let text = err.to_string();
-        assert!(text.starts_with("t.yaml:3:4: invalid YAML: "), "{text}");
-        assert!(!text.contains('\n'), "{text}");
-    }
-
-    #[test]
-    fn duplicate_keys_are_ours_to_report() {
-        let docs = load_documents("a: 1\na: 2\n", "t.yaml").unwrap();
-        let ctx = Ctx { file: "t.yaml" };
-        let err = ctx.mapping(&docs[0], "", "a mapping").err().unwrap();
-        assert_eq!(
-            err.to_string(),
-            "t.yaml:2:1: a: duplicate key; the first one is on line 1"
-        );
-    }
-
-    #[test]
-    fn empty_documents_are_skipped() {
-        assert_eq!(
-            load_documents("---\n---\na: 1\n---\n# only a comment\n", "t.yaml")
-                .unwrap()
-                .len(),
-            1
-        );
-        assert!(load_documents("", "t.yaml").unwrap().is_empty());
-    }
-}
+mod tests;

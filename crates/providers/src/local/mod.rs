@@ -6,11 +6,15 @@
 //! pid files and exit codes. Everything `down` needs is on disk, so a fresh process can tear down
 //! what a crashed one started.
 //!
+//! The nodes of a cluster share this machine: `provision` refuses a cluster whose nodes together
+//! ask for more vCPUs, memory or GPUs than it has (`fit`), so failover goes elsewhere.
+//!
 //! Each node runs `bash` on a small wrapper script that runs `setup` (a failure fails the job)
 //! then `run`, and writes its exit code. Processes get their own process group (so teardown kills
 //! everything they started) and outlive the CLI that launched them. Secret values are passed in
 //! the environment only, and scrubbed from the log as it is written.
 
+mod fit;
 mod jobs;
 mod machine;
 mod sync;
@@ -186,6 +190,12 @@ impl Provider for LocalProvider {
         }
         self.capabilities()
             .check(LOCAL, &request.task, &request.placement)?;
+        let machine = fit::Machine {
+            cpus: cpu_count(),
+            memory_gib: memory_gib(),
+            gpus: self.gpus().iter().map(|gpu| gpu.name.clone()).collect(),
+        };
+        fit::check_fits(&machine, request)?;
         jobs::create_dir_all(&self.root)?;
         let dir = self.cluster_dir(&request.cluster);
         match std::fs::create_dir(&dir) {

@@ -13,7 +13,7 @@ fn error(yaml: &str) -> String {
 
 #[test]
 fn chain_in_document_order() {
-    let p = parse_task_str("name: a\nrun: x\n---\nname: b\n---\nrun: y\n", "p.yaml").unwrap();
+    let p = parse_task_str("name: a\nrun: x\n---\nname: b\nsetup: s\n---\nrun: y\n", "p.yaml").unwrap();
     assert_eq!(p.tasks.len(), 3);
     assert_eq!(p.edges, vec![(0, 1), (1, 2)]);
     assert_eq!(p.name, None);
@@ -30,26 +30,34 @@ fn first_document_may_name_the_pipeline() {
     assert_eq!(p.name.as_deref(), Some("my-pipeline"));
     assert_eq!(p.tasks.len(), 2);
     assert_eq!(p.edges, vec![(0, 1)]);
-    // A single document with only a name is a task, and names the pipeline.
-    let p = parse_task_str("name: solo\n", "p.yaml").unwrap();
+    // A single document with a name is a task, and names the pipeline.
+    let p = parse_task_str("name: solo\nrun: x\n", "p.yaml").unwrap();
     assert_eq!((p.name.as_deref(), p.tasks.len()), (Some("solo"), 1));
-    let p = parse_task_str("name: only-a-header\n---\n", "p.yaml").unwrap();
+    let p = parse_task_str("name: only-a-header\nresources:\n  cpus: 1\n---\n", "p.yaml").unwrap();
     assert_eq!((p.name.as_deref(), p.tasks.len()), (Some("only-a-header"), 1));
+    // With nothing else it is a task with nothing to run.
+    assert_eq!(
+        error("name: only-a-header\n---\n"),
+        "p.yaml:1:1: nothing to run: give at least one of run, setup or resources (a task with only \
+         resources brings up a cluster for `skyplan exec`)"
+    );
 }
 
 #[test]
 fn depends_on_makes_a_dag() {
-    let yaml = "name: prep\n---\nname: train\ndepends_on: prep\n---\nname: eval\ndepends_on: [train, prep]\n---\nname: report\ndepends_on: [eval]\n";
+    let yaml = "name: prep\nrun: x\n---\nname: train\nrun: x\ndepends_on: prep\n---\nname: eval\nrun: x\ndepends_on: [train, prep]\n---\nname: report\nrun: x\ndepends_on: [eval]\n";
     let p = parse_task_str(yaml, "p.yaml").unwrap();
     assert_eq!(p.edges, vec![(0, 1), (0, 2), (1, 2), (2, 3)]);
     assert_eq!(p.parents(2), vec![0, 1]);
-    assert_eq!(
-        p.name, None,
-        "the name-only first document is a task here: others depend on it"
+    assert_eq!(p.name, None);
+    // A name-only first document that others depend on is a task, with nothing to run.
+    assert!(
+        error("name: prep\n---\nname: train\nrun: x\ndepends_on: prep\n")
+            .starts_with("p.yaml:1:1: nothing to run: ")
     );
     // Two roots: no implicit chain once depends_on is used.
     let p = parse_task_str(
-        "name: a\n---\nname: b\n---\nname: c\ndepends_on: [a, b]\n",
+        "name: a\nrun: x\n---\nname: b\nrun: x\n---\nname: c\nrun: x\ndepends_on: [a, b]\n",
         "p.yaml",
     )
     .unwrap();
@@ -79,7 +87,7 @@ fn dag_errors() {
         "p.yaml:3:7: name: task name \"a\" is also used on line 1; names must be unique when depends_on is used"
     );
     // Duplicate names are fine in a plain chain.
-    assert!(parse_task_str("name: a\n---\nname: a\n", "p.yaml").is_ok());
+    assert!(parse_task_str("name: a\nrun: x\n---\nname: a\nrun: y\n", "p.yaml").is_ok());
     assert_eq!(
         error(""),
         "p.yaml: no task found; expected a mapping with task fields such as resources, setup and run"

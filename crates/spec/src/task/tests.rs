@@ -120,7 +120,15 @@ fn top_level_fields() {
         Some(serde_json::json!(2.5))
     );
     assert_eq!(t.depends_on, vec!["prep".to_string()]);
-    assert!(error("num_nodes: 0\n").contains("num_nodes: expected a positive whole number of nodes"));
+    assert!(error("num_nodes: 0\n").contains("num_nodes: expected a whole number of nodes from 1 to 1000"));
+    assert_eq!(
+        error("num_nodes: 4294967295\n"),
+        "t.yaml:1:12: num_nodes: expected a whole number of nodes from 1 to 1000, e.g. 2, found 4294967295"
+    );
+    assert_eq!(
+        task("num_nodes: 1000\nrun: x\n").unwrap().num_nodes,
+        crate::MAX_NUM_NODES
+    );
     assert!(
         error("file_mounts:\n  /x:\n    mode: FAST\n").contains("file_mounts./x.mode: expected one of MOUNT")
     );
