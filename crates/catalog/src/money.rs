@@ -112,9 +112,13 @@ pub fn task_cost(price: Decimal, nodes: u32, hours: f64) -> Result<(Decimal, Dec
     Ok((hourly, cost))
 }
 
-/// `rate` $ per `unit` × `quantity` units (e.g. `0.09 $/GB × 500 GB`, `2.1 $/h per GPU × 8 GPU`).
+/// `rate` $ per `unit` × `quantity` units (e.g. `0.09 $/GB × 500 GB`, `2.1 $/GPU × 8 GPU`). A
+/// zero rate costs nothing for any finite non-negative quantity.
 pub fn times(rate: Decimal, quantity: f64, unit: &str) -> Result<Decimal, MoneyError> {
     let expression = || format!("{} $/{unit} × {} {unit}", show(rate), show_f64(quantity));
+    if rate.is_zero() && quantity.is_finite() && quantity >= 0.0 {
+        return Ok(Decimal::ZERO);
+    }
     let quantity_dec = to_decimal(quantity, expression)?;
     rate.checked_mul(quantity_dec)
         .ok_or_else(|| MoneyError::too_large(expression()))
@@ -145,6 +149,7 @@ mod tests {
         assert_eq!(per_hour(price, 3).unwrap(), Decimal::new(24144, 4));
         assert_eq!(task_cost(price, 2, 0.5).unwrap().1, Decimal::new(8048, 4));
         assert_eq!(times(Decimal::new(9, 2), 100.0, "GB").unwrap(), Decimal::new(9, 0));
+        assert_eq!(times(Decimal::ZERO, 1e300, "GB").unwrap(), Decimal::ZERO);
         assert_eq!(
             sum([Decimal::ONE, Decimal::new(5, 1)]).unwrap(),
             Decimal::new(15, 1)
