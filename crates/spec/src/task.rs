@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Serialize, Serializer};
+use skyplan_catalog::money::MAX_DURATION_HOURS;
 
 use super::error::{Position, SpecError};
 use super::resources::{Alternatives, ResourcesSpec};
@@ -63,7 +64,8 @@ const STORAGE_KEYS: &[&str] = &[
     "config",
     "_force_delete",
 ];
-const DURATION_EXPECTED: &str = "a positive number of hours, or a duration like 90m, 2h, 1h30m or 30s";
+const DURATION_EXPECTED: &str =
+    "a positive number of hours up to 1000000, or a duration like 90m, 2h, 1h30m or 30s";
 const DATA_EXPECTED: &str = "a size in GB (e.g. 100), or a one-entry mapping {PATH_OR_URI: SIZE_GB}";
 
 /// A string that never shows itself: `Debug`, `Display` and `Serialize` print `<redacted>`.
@@ -440,7 +442,9 @@ impl Serialize for TaskSpec {
 }
 
 /// Parses a duration into hours: a bare number is hours; otherwise number+unit parts (`s`, `m`,
-/// `h`, `d` and their long forms), e.g. `90m`, `1h30m`, `1.5h`. Must be positive.
+/// `h`, `d` and their long forms), e.g. `90m`, `1h30m`, `1.5h`. Must be positive and at most
+/// [`skyplan_catalog::money::MAX_DURATION_HOURS`] (1,000,000 hours): longer is a typo, and far
+/// longer cannot be priced.
 ///
 /// ```
 /// use skyplan_spec::parse_duration_hours;
@@ -448,12 +452,14 @@ impl Serialize for TaskSpec {
 /// assert_eq!(parse_duration_hours("1h30m").unwrap(), 1.5);
 /// assert_eq!(parse_duration_hours("2").unwrap(), 2.0);
 /// assert!(parse_duration_hours("0s").is_err() && parse_duration_hours("soon").is_err());
+/// assert!(parse_duration_hours("1e30").is_err() && parse_duration_hours("1000001h").is_err());
 /// ```
 pub fn parse_duration_hours(text: &str) -> Result<f64, String> {
     let bad = || DURATION_EXPECTED.to_string();
+    let in_range = |hours: f64| hours.is_finite() && hours > 0.0 && hours <= MAX_DURATION_HOURS;
     let text = text.trim();
     if let Ok(hours) = text.parse::<f64>() {
-        return if hours.is_finite() && hours > 0.0 {
+        return if in_range(hours) {
             Ok(hours)
         } else {
             Err(bad())
@@ -480,7 +486,7 @@ pub fn parse_duration_hours(text: &str) -> Result<f64, String> {
         total += number * per_hour;
         rest = rest[unit_len..].trim_start();
     }
-    if total.is_finite() && total > 0.0 {
+    if in_range(total) {
         Ok(total)
     } else {
         Err(bad())
