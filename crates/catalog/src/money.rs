@@ -82,8 +82,14 @@ pub fn show_f64(value: f64) -> String {
     }
 }
 
-/// `quantity` as an exact `Decimal`, or an error naming `expression` when it is negative, not
-/// finite, or too large to represent.
+/// A float quantity (hours, GB, GPUs, vCPUs) of `unit` as a `Decimal`, or an error when it is
+/// negative, not finite, or too large to represent.
+pub fn quantity(value: f64, unit: &str) -> Result<Decimal, MoneyError> {
+    to_decimal(value, || format!("{} {unit}", show_f64(value)))
+}
+
+/// `value` as a `Decimal` (the shortest decimal that reads back as `value`), or an error naming
+/// `expression` when it is negative, not finite, or too large to represent.
 fn to_decimal(value: f64, expression: impl Fn() -> String) -> Result<Decimal, MoneyError> {
     if !value.is_finite() || value < 0.0 {
         return Err(MoneyError::not_a_quantity(expression(), value));
@@ -124,6 +130,13 @@ pub fn times(rate: Decimal, quantity: f64, unit: &str) -> Result<Decimal, MoneyE
         .ok_or_else(|| MoneyError::too_large(expression()))
 }
 
+/// `rate` $ per `unit` × an exact `quantity` of units.
+pub fn mul(rate: Decimal, quantity: Decimal, unit: &str) -> Result<Decimal, MoneyError> {
+    rate.checked_mul(quantity).ok_or_else(|| {
+        MoneyError::too_large(format!("{} $/{unit} × {} {unit}", show(rate), show(quantity)))
+    })
+}
+
 /// `a` + `b` dollars (or dollars per hour: the unit is the caller's, `$` in messages).
 pub fn add(a: Decimal, b: Decimal) -> Result<Decimal, MoneyError> {
     a.checked_add(b)
@@ -155,6 +168,8 @@ mod tests {
             Decimal::new(15, 1)
         );
         assert_eq!(sum(std::iter::empty()).unwrap(), Decimal::ZERO);
+        assert_eq!(quantity(0.5, "GB").unwrap(), Decimal::new(5, 1));
+        assert_eq!(mul(Decimal::new(25, 2), Decimal::TWO, "GPU").unwrap(), Decimal::new(50, 2));
     }
 
     #[test]
@@ -171,6 +186,9 @@ mod tests {
         assert!(sum([big, Decimal::ONE, big]).is_err());
         let err = times(dec("1e28"), 1e6, "GPU").unwrap_err();
         assert_eq!(err.expression, "1e28 $/GPU × 1000000 GPU");
+        let err = mul(dec("1e28"), dec("8"), "GPU").unwrap_err();
+        assert_eq!(err.expression, "1e28 $/GPU × 8 GPU");
+        assert_eq!(quantity(1e30, "GiB").unwrap_err().expression, "1e30 GiB");
         // Hours beyond Decimal's range are refused, never priced as one hour.
         let err = task_cost(Decimal::ONE, 1, 1e30).unwrap_err();
         assert_eq!(err.expression, "price 1 $/h × 1 nodes × 1e30 h");
