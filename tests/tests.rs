@@ -30,5 +30,9 @@ mod render;
 #[cfg(feature = "aws-testing")]
 mod launch_aws;
 
+/// Money that cannot be computed (huge durations, catalog and cluster prices near `Decimal::MAX`)
+/// is a located error with exit code 1, never a panic.
+mod hardening_money;
+
 /// Rules of the house: every source file starts with a `//!` line.
 mod house;

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 
 use rust_decimal::Decimal;
 
-use crate::{CatalogError, Offer, money};
 use crate::rows::{LoadReport, Row};
+use crate::{CatalogError, Offer, money};
 
 /// Machine types that carry a fixed accelerator set: (accelerator, count, machine types).
 const MACHINE_TYPE_GPUS: &[(&str, u32, &[&str])] = &[
@@ -96,20 +96,22 @@ fn sum(
     let (Some(a), Some(b)) = (pick(host), pick(gpu)) else {
         return Ok(None);
     };
-    money::add(a, b)
-        .map(Some)
-        .map_err(|source| CatalogError::Money {
-            file: file.to_string(),
-            line: host.line,
-            what: format!("the prices of host line {} and GPU line {}", host.line, gpu.line),
-            source,
-        })
+    money::add(a, b).map(Some).map_err(|source| CatalogError::Money {
+        file: file.to_string(),
+        line: host.line,
+        what: format!("the prices of host line {} and GPU line {}", host.line, gpu.line),
+        source,
+    })
 }
 
 type PlaceKey = (String, Option<String>);
 
 /// Turns GCP rows into offers (see the module docs for the rules).
-pub(crate) fn combine(file: &str, rows: Vec<Row>, report: &mut LoadReport) -> Result<Vec<Offer>, CatalogError> {
+pub(crate) fn combine(
+    file: &str,
+    rows: Vec<Row>,
+    report: &mut LoadReport,
+) -> Result<Vec<Offer>, CatalogError> {
     let mut hosts: Vec<Row> = Vec::new();
     let mut attachable: Vec<Row> = Vec::new();
     for row in rows {
@@ -155,35 +157,36 @@ pub(crate) fn combine(file: &str, rows: Vec<Row>, report: &mut LoadReport) -> Re
     }
 
     let mut offers = Vec::with_capacity(hosts.len() + attachable.len() * 4);
-    let mut push = |host: Option<&Row>, gpu: Option<&Row>, offers: &mut Vec<Offer>| -> Result<(), CatalogError> {
-        let (base, price, spot_price) = match (host, gpu) {
-            (Some(h), Some(g)) => (
-                g,
-                sum(file, h, g, |r| r.price)?,
-                sum(file, h, g, |r| r.spot_price)?,
-            ),
-            (Some(only), None) | (None, Some(only)) => (only, only.price, only.spot_price),
-            (None, None) => return Ok(()),
+    let mut push =
+        |host: Option<&Row>, gpu: Option<&Row>, offers: &mut Vec<Offer>| -> Result<(), CatalogError> {
+            let (base, price, spot_price) = match (host, gpu) {
+                (Some(h), Some(g)) => (
+                    g,
+                    sum(file, h, g, |r| r.price)?,
+                    sum(file, h, g, |r| r.spot_price)?,
+                ),
+                (Some(only), None) | (None, Some(only)) => (only, only.price, only.spot_price),
+                (None, None) => return Ok(()),
+            };
+            if price.is_none() && spot_price.is_none() {
+                report.unpriced += 1;
+                return Ok(());
+            }
+            offers.push(Offer {
+                cloud: "gcp".to_string(),
+                region: base.region.clone(),
+                zone: base.zone.clone(),
+                instance_type: host.map_or_else(|| "TPU-VM".to_string(), |h| h.instance_type.clone()),
+                accelerator: gpu.and_then(|g| g.accelerator.clone()),
+                accelerator_count: gpu.map_or(0.0, |g| g.count),
+                vcpus: host.and_then(|h| h.vcpus),
+                memory_gib: host.and_then(|h| h.memory_gib),
+                accelerator_memory_mib: gpu.and_then(|g| g.gpu_memory_mib),
+                price,
+                spot_price,
+            });
+            Ok(())
         };
-        if price.is_none() && spot_price.is_none() {
-            report.unpriced += 1;
-            return Ok(());
-        }
-        offers.push(Offer {
-            cloud: "gcp".to_string(),
-            region: base.region.clone(),
-            zone: base.zone.clone(),
-            instance_type: host.map_or_else(|| "TPU-VM".to_string(), |h| h.instance_type.clone()),
-            accelerator: gpu.and_then(|g| g.accelerator.clone()),
-            accelerator_count: gpu.map_or(0.0, |g| g.count),
-            vcpus: host.and_then(|h| h.vcpus),
-            memory_gib: host.and_then(|h| h.memory_gib),
-            accelerator_memory_mib: gpu.and_then(|g| g.gpu_memory_mib),
-            price,
-            spot_price,
-        });
-        Ok(())
-    };
 
     for host in &hosts {
         if host.accelerator.is_some() {

@@ -76,7 +76,10 @@ pub fn show_f64(value: f64) -> String {
     let text = format!("{value:.3e}");
     match text.split_once('e') {
         Some((mantissa, exponent)) if mantissa.contains('.') => {
-            format!("{}e{exponent}", mantissa.trim_end_matches('0').trim_end_matches('.'))
+            format!(
+                "{}e{exponent}",
+                mantissa.trim_end_matches('0').trim_end_matches('.')
+            )
         }
         _ => text,
     }
@@ -107,7 +110,13 @@ pub fn per_hour(price: Decimal, nodes: u32) -> Result<Decimal, MoneyError> {
 /// `price` $/h per node for `nodes` nodes over `hours`: (the task's $/h, its cost in $). Errors
 /// name all three inputs.
 pub fn task_cost(price: Decimal, nodes: u32, hours: f64) -> Result<(Decimal, Decimal), MoneyError> {
-    let expression = || format!("price {} $/h × {nodes} nodes × {} h", show(price), show_f64(hours));
+    let expression = || {
+        format!(
+            "price {} $/h × {nodes} nodes × {} h",
+            show(price),
+            show_f64(hours)
+        )
+    };
     let hours_dec = to_decimal(hours, expression)?;
     let hourly = price
         .checked_mul(Decimal::from(nodes))
@@ -132,9 +141,8 @@ pub fn times(rate: Decimal, quantity: f64, unit: &str) -> Result<Decimal, MoneyE
 
 /// `rate` $ per `unit` × an exact `quantity` of units.
 pub fn mul(rate: Decimal, quantity: Decimal, unit: &str) -> Result<Decimal, MoneyError> {
-    rate.checked_mul(quantity).ok_or_else(|| {
-        MoneyError::too_large(format!("{} $/{unit} × {} {unit}", show(rate), show(quantity)))
-    })
+    rate.checked_mul(quantity)
+        .ok_or_else(|| MoneyError::too_large(format!("{} $/{unit} × {} {unit}", show(rate), show(quantity))))
 }
 
 /// `a` + `b` dollars (or dollars per hour: the unit is the caller's, `$` in messages).
@@ -161,7 +169,10 @@ mod tests {
         let price = Decimal::new(8048, 4);
         assert_eq!(per_hour(price, 3).unwrap(), Decimal::new(24144, 4));
         assert_eq!(task_cost(price, 2, 0.5).unwrap().1, Decimal::new(8048, 4));
-        assert_eq!(times(Decimal::new(9, 2), 100.0, "GB").unwrap(), Decimal::new(9, 0));
+        assert_eq!(
+            times(Decimal::new(9, 2), 100.0, "GB").unwrap(),
+            Decimal::new(9, 0)
+        );
         assert_eq!(times(Decimal::ZERO, 1e300, "GB").unwrap(), Decimal::ZERO);
         assert_eq!(
             sum([Decimal::ONE, Decimal::new(5, 1)]).unwrap(),
@@ -169,7 +180,10 @@ mod tests {
         );
         assert_eq!(sum(std::iter::empty()).unwrap(), Decimal::ZERO);
         assert_eq!(quantity(0.5, "GB").unwrap(), Decimal::new(5, 1));
-        assert_eq!(mul(Decimal::new(25, 2), Decimal::TWO, "GPU").unwrap(), Decimal::new(50, 2));
+        assert_eq!(
+            mul(Decimal::new(25, 2), Decimal::TWO, "GPU").unwrap(),
+            Decimal::new(50, 2)
+        );
     }
 
     #[test]

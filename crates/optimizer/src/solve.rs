@@ -241,13 +241,14 @@ pub(crate) fn assemble(
     for &(a, b, gb) in &problem.priced {
         let from = &problem.locs.list[problem.cand_loc[a][choice[a]] as usize];
         let to = &problem.locs.list[problem.cand_loc[b][choice[b]] as usize];
-        let what = || format!("egress from task {:?} to task {:?}", problem.names[a], problem.names[b]);
-        let edge = money::times(policy.egress.per_gb(from, to), gb, "GB").map_err(|source| {
-            OptimizerError::Money {
-                what: what(),
-                source,
-            }
-        })?;
+        let what = || {
+            format!(
+                "egress from task {:?} to task {:?}",
+                problem.names[a], problem.names[b]
+            )
+        };
+        let edge = money::times(policy.egress.per_gb(from, to), gb, "GB")
+            .map_err(|source| OptimizerError::Money { what: what(), source })?;
         egress_cost = money::add(egress_cost, edge).map_err(|source| OptimizerError::Money {
             what: format!("the plan's egress cost (adding {})", what()),
             source,

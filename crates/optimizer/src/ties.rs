@@ -56,7 +56,10 @@ pub(crate) fn settle(problem: &Problem<'_>, policy: &Policy, choice: &mut [usize
             };
             money::times(rate, gb, "GB")
         });
-        edges.collect::<Result<Vec<Decimal>, _>>().and_then(money::sum).ok()
+        edges
+            .collect::<Result<Vec<Decimal>, _>>()
+            .and_then(money::sum)
+            .ok()
     };
     let mut parents: Vec<Vec<usize>> = vec![Vec::new(); n];
     for &(a, b, _) in &problem.edges {

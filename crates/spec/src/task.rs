@@ -459,11 +459,7 @@ pub fn parse_duration_hours(text: &str) -> Result<f64, String> {
     let in_range = |hours: f64| hours.is_finite() && hours > 0.0 && hours <= MAX_DURATION_HOURS;
     let text = text.trim();
     if let Ok(hours) = text.parse::<f64>() {
-        return if in_range(hours) {
-            Ok(hours)
-        } else {
-            Err(bad())
-        };
+        return if in_range(hours) { Ok(hours) } else { Err(bad()) };
     }
     let mut rest = text;
     let mut total = 0.0;
@@ -486,11 +482,7 @@ pub fn parse_duration_hours(text: &str) -> Result<f64, String> {
         total += number * per_hour;
         rest = rest[unit_len..].trim_start();
     }
-    if in_range(total) {
-        Ok(total)
-    } else {
-        Err(bad())
-    }
+    if in_range(total) { Ok(total) } else { Err(bad()) }
 }
 
 /// Parses a data size in GB: a number, or a string with an optional `MB`/`GB`/`TB` unit.

@@ -71,7 +71,10 @@ fn check(file: &str, result: Result<Catalog, crate::CatalogError>) -> Result<(),
             let rest = text.strip_prefix(&format!("{file}:"));
             let line = rest.and_then(|r| r.split_once(':')).map(|(n, _)| n);
             let number = line.and_then(|n| n.parse::<u64>().ok());
-            prop_assert!(number.is_some_and(|n| n >= 1), "error without FILE:LINE: {text:?}");
+            prop_assert!(
+                number.is_some_and(|n| n >= 1),
+                "error without FILE:LINE: {text:?}"
+            );
         }
     }
     Ok(())

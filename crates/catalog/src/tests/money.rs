@@ -76,7 +76,9 @@ fn gcp_sums_that_overflow_name_both_rows() {
         err.to_string(),
         "gcp.csv:2: the prices of host line 2 and GPU line 3 cannot be combined"
     );
-    let cause = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+    let cause = std::error::Error::source(&err)
+        .map(ToString::to_string)
+        .unwrap_or_default();
     assert!(cause.starts_with("4e28 $ + 4e28 $ is too large"), "{cause}");
     // Within range the same rows combine.
     let small = Decimal::new(5, 0);
@@ -92,7 +94,9 @@ fn gcp_sums_that_overflow_name_both_rows() {
 fn overlay_prices_beyond_the_bound_are_located_errors() {
     let header = crate::SPOT_OVERLAY_HEADER.join(",");
     let text = format!("{header}\naws,us-east-1,,p5.48xlarge,1e28,2026-01-01T00:00:00Z\n");
-    let err = parse_spot_overlay("spot.csv", text.as_bytes()).unwrap_err().to_string();
+    let err = parse_spot_overlay("spot.csv", text.as_bytes())
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("spot.csv:2: column 5"), "{err}");
     assert!(err.contains("at most 1000000"), "{err}");
     let text = format!("{header}\naws,us-east-1,,p5.48xlarge,1000000,2026-01-01T00:00:00Z\n");

@@ -35,7 +35,9 @@ fn h100_task(name: &str, nodes: u32, hours: f64) -> TaskNode {
 fn money_error(result: Result<crate::Plan, OptimizerError>) -> (String, String) {
     match result {
         Err(err @ OptimizerError::Money { .. }) => {
-            let cause = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+            let cause = std::error::Error::source(&err)
+                .map(ToString::to_string)
+                .unwrap_or_default();
             (err.to_string(), cause)
         }
         other => panic!("expected a money error, got {other:?}"),
@@ -85,7 +87,10 @@ fn durations_beyond_decimal_are_errors_not_one_hour() {
     let mut graph = TaskGraph::default();
     graph.add_task(h100_task("train", 1000, 1e6));
     let plan = solve(&catalog, &graph, &Policy::default()).unwrap();
-    assert_eq!(plan.total_cost, Decimal::new(9832, 2) * Decimal::from(1_000_000_000u32));
+    assert_eq!(
+        plan.total_cost,
+        Decimal::new(9832, 2) * Decimal::from(1_000_000_000u32)
+    );
 }
 
 #[test]
@@ -101,7 +106,10 @@ fn plan_totals_that_overflow_are_errors() {
         message,
         "the plan's compute cost (adding task \"b\"): the cost cannot be computed"
     );
-    assert!(cause.contains(" $ + ") && cause.contains("is too large"), "{cause}");
+    assert!(
+        cause.contains(" $ + ") && cause.contains("is too large"),
+        "{cause}"
+    );
 }
 
 #[test]

@@ -270,7 +270,12 @@ pub fn slice_offer(
 ) -> Offer {
     let instance_type = instance_type(vcpus, memory_gib, gpu);
     let price = pricing
-        .price(gpu.map(|(m, _)| m), gpu.map_or(0.0, |(_, c)| c), vcpus, memory_gib)
+        .price(
+            gpu.map(|(m, _)| m),
+            gpu.map_or(0.0, |(_, c)| c),
+            vcpus,
+            memory_gib,
+        )
         .map_err(|err| {
             tracing::warn!("kubernetes context {context}: {instance_type} is not offered: its price {err}");
         })
@@ -590,8 +595,10 @@ mod tests {
 
     #[test]
     fn a_slice_that_cannot_be_priced_is_not_offered() {
-        let mut pricing = Pricing::default();
-        pricing.vcpu_hour = skyplan_catalog::money::MAX_HOURLY_PRICE;
+        let pricing = Pricing {
+            vcpu_hour: skyplan_catalog::money::MAX_HOURLY_PRICE,
+            ..Pricing::default()
+        };
         assert!(slice_offer("ctx", 1e25, 4.0, None, &pricing).price.is_none());
         let offer = slice_offer("ctx", 2.0, 4.0, None, &pricing);
         assert_eq!(offer.price, Some(rust_decimal::Decimal::from(2_000_000)));

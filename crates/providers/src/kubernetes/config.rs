@@ -281,13 +281,21 @@ mod tests {
         let err = KubernetesConfig::from_config_yaml("kubernetes:\n  pricing: {vcpu_hour: -1}\n", "c.yaml")
             .expect_err("negative");
         assert!(err.to_string().contains("negative"), "{err}");
-        for key in ["vcpu_hour: 1e28", "memory_gib_hour: \"1000000.5\"", "gpu_hour: {H100: 1e28}"] {
+        for key in [
+            "vcpu_hour: 1e28",
+            "memory_gib_hour: \"1000000.5\"",
+            "gpu_hour: {H100: 1e28}",
+        ] {
             let yaml = format!("kubernetes:\n  pricing: {{{key}}}\n");
             let err = KubernetesConfig::from_config_yaml(&yaml, "c.yaml").expect_err("too dear");
             let text = err.to_string();
-            assert!(text.contains("c.yaml") && text.contains("above the largest accepted, 1000000 $/h"), "{text}");
+            assert!(
+                text.contains("c.yaml") && text.contains("above the largest accepted, 1000000 $/h"),
+                "{text}"
+            );
         }
-        let at_bound = KubernetesConfig::from_config_yaml("kubernetes:\n  pricing: {vcpu_hour: 1000000}\n", "c.yaml");
+        let at_bound =
+            KubernetesConfig::from_config_yaml("kubernetes:\n  pricing: {vcpu_hour: 1000000}\n", "c.yaml");
         assert!(matches!(at_bound, Ok(Some(_))), "{at_bound:?}");
     }
 
