@@ -200,7 +200,7 @@ mod tests {
         assert!(sum([big, Decimal::ONE, big]).is_err());
         let err = times(dec("1e28"), 1e6, "GPU").unwrap_err();
         assert_eq!(err.expression, "1e28 $/GPU × 1000000 GPU");
-        let err = mul(dec("1e28"), dec("8"), "GPU").unwrap_err();
+        let err = mul(dec("1e28"), Decimal::from(8), "GPU").unwrap_err();
         assert_eq!(err.expression, "1e28 $/GPU × 8 GPU");
         assert_eq!(quantity(1e30, "GiB").unwrap_err().expression, "1e30 GiB");
         // Hours beyond Decimal's range are refused, never priced as one hour.
