@@ -26,6 +26,14 @@ use rust_decimal::prelude::ToPrimitive;
 /// bundled catalogs (a 12,288-chip TPU v5p slice at about $29,000/h).
 pub const MAX_HOURLY_PRICE: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
 
+/// The largest egress price accepted, in $ per GB (real clouds charge cents).
+pub const MAX_PRICE_PER_GB: Decimal = Decimal::from_parts(1_000, 0, 0, false, 0);
+
+/// The largest cost (in $) the integer program is handed: costs travel to HiGHS as floats, and
+/// HiGHS treats coefficients from 1e20 on as infinite; below 1e15 a float still tells cents apart
+/// from the dollars around them.
+pub const MAX_SOLVER_COST: Decimal = Decimal::from_parts(2_764_472_320, 232_830, 0, false, 0);
+
 /// The longest task duration accepted, in hours (about 114 years). Durations are estimates used
 /// for cost and makespan; anything longer is a typo, and far longer ones cannot be priced.
 pub const MAX_DURATION_HOURS: f64 = 1_000_000.0;
@@ -41,6 +49,17 @@ pub struct MoneyError {
 }
 
 impl MoneyError {
+    /// An amount the integer program cannot be handed (see [`MAX_SOLVER_COST`]).
+    pub fn beyond_solver(cost: Decimal) -> MoneyError {
+        MoneyError {
+            expression: format!("cost {} $", show(cost)),
+            problem: format!(
+                "is too large for the integer program to compare exactly (at most {} $)",
+                show(MAX_SOLVER_COST)
+            ),
+        }
+    }
+
     fn too_large(expression: String) -> MoneyError {
         MoneyError {
             expression,
@@ -215,6 +234,13 @@ mod tests {
             assert!(err.to_string().contains("cannot be priced"), "{err}");
             assert!(task_cost(Decimal::ONE, 1, bad).is_err());
         }
+    }
+
+    #[test]
+    fn bounds_are_the_documented_numbers() {
+        assert_eq!(MAX_HOURLY_PRICE.to_string(), "1000000");
+        assert_eq!(MAX_PRICE_PER_GB.to_string(), "1000");
+        assert_eq!(MAX_SOLVER_COST, dec("1e15"));
     }
 
     #[test]

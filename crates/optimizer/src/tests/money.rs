@@ -144,3 +144,44 @@ fn egress_bills_that_overflow_name_the_edge() {
     let plan = solve(&catalog, &graph, &policy).unwrap();
     assert_eq!(plan.egress_cost, Decimal::new(9, 0));
 }
+
+#[test]
+fn costs_beyond_the_solvers_range_are_refused_by_the_integer_program() {
+    // 1e6 $/h × 1000 nodes × 1e6 h = 1e15 $ is the most the integer program is handed.
+    let catalog = Catalog::from_offers(vec![offer("aws", "us-east-1", Decimal::from(1_000_000))]);
+    let ilp = Policy {
+        force_ilp: true,
+        ..Policy::default()
+    };
+    let mut graph = TaskGraph::default();
+    graph.add_task(h100_task("train", 1000, 1e6));
+    let plan = solve(&catalog, &graph, &ilp).unwrap();
+    assert_eq!(plan.total_cost, Decimal::from_scientific("1e15").unwrap());
+    let mut graph = TaskGraph::default();
+    graph.add_task(h100_task("train", 2000, 1e6));
+    let (message, cause) = money_error(solve(&catalog, &graph, &ilp));
+    assert_eq!(
+        message,
+        "task \"train\" on aws/us-east-1 p5.48xlarge: the cost cannot be computed"
+    );
+    assert!(
+        cause.starts_with("cost 2e15 $ is too large for the integer program"),
+        "{cause}"
+    );
+    // The exact algorithms compare `Decimal`s and have no such limit.
+    assert!(solve(&catalog, &graph, &Policy::default()).is_ok());
+}
+
+#[test]
+fn egress_prices_beyond_the_bound_are_located_errors() {
+    let text = b"cloud,source_region,kind,usd_per_gb\naws,*,internet,1000.01\n";
+    let err = crate::EgressPrices::from_csv("egress.csv", text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("egress.csv:2: column `usd_per_gb`: expected a non-negative decimal of at most 1000"),
+        "{err}"
+    );
+    let text = b"cloud,source_region,kind,usd_per_gb\naws,*,internet,1000\n";
+    assert!(crate::EgressPrices::from_csv("egress.csv", text).is_ok());
+}
