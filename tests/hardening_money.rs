@@ -177,6 +177,38 @@ fn gcp_host_and_gpu_prices_too_large_to_add_are_a_located_error() {
     assert!(run.stdout.contains("\"1000000"), "{}", run.stdout);
 }
 
+#[test]
+fn costs_the_integer_program_cannot_compare_are_an_error_naming_the_task() {
+    // A diamond with priced data goes to the integer program, which takes costs as floats.
+    let dir = temp_dir("money-ilp");
+    let pipeline = |nodes: u32| {
+        format!(
+            "name: download\nresources:\n  cpus: 4\noutputs: 200\nrun: x\n---\n\
+             name: tokenize\ndepends_on: download\nresources:\n  cpus: 32+\ninputs: 200\noutputs: 40\nrun: x\n---\n\
+             name: images\ndepends_on: download\nresources:\n  accelerators: T4:1\ninputs: 200\nrun: x\n---\n\
+             name: train\ndepends_on: [tokenize, images]\nnum_nodes: {nodes}\nresources:\n  accelerators: H100:8\n\
+             duration: 1000000\nrun: x\n"
+        )
+    };
+    let task = write(&dir, "dag.yaml", &pipeline(4_000_000_000));
+    let run = run_in(&dir, &["optimize", task.to_str().unwrap()]);
+    assert_clean_failure(&run);
+    assert!(
+        run.stderr.contains("error: task \"train\" on ")
+            && run.stderr.contains(": the cost cannot be computed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("caused by: cost ")
+            && run.stderr.contains("is too large for the integer program"),
+        "{}",
+        run.stderr
+    );
+    let task = write(&dir, "dag.yaml", &pipeline(2));
+    run_in(&dir, &["optimize", task.to_str().unwrap(), "--json"]).success();
+}
+
 /// A kubesim cluster with one 8×H100 node, and homes whose `config.yaml` prices it at 1e28 $/h.
 /// (A task pinned to `infra: k8s` gets only "no offer satisfies H100:8 on kubernetes" today: the
 /// launcher's `explain_infeasible` drops the backend's reason when the catalog has no offer
