@@ -47,5 +47,9 @@ mod down_aws;
 /// naming their flag, huge and deep files, clusters too big for this machine, `render --secret`.
 mod hardening_input;
 
+/// Money that cannot be computed (huge durations, catalog and cluster prices near `Decimal::MAX`)
+/// is a located error with exit code 1, never a panic.
+mod hardening_money;
+
 /// Rules of the house: every source file starts with a `//!` line.
 mod house;

@@ -75,6 +75,20 @@ pub enum CatalogError {
         /// What was expected instead.
         expected: &'static str,
     },
+    /// Combining prices from rows of a file (GCP's host VM + its GPUs) gives an amount that
+    /// cannot be represented.
+    #[error("{file}:{line}: {what} cannot be combined")]
+    Money {
+        /// The file name.
+        file: String,
+        /// The 1-based line of the row whose price is combined.
+        line: u64,
+        /// What was combined, e.g. "the price of host line 3 and GPU line 2".
+        what: String,
+        /// The computation that failed.
+        #[source]
+        source: crate::MoneyError,
+    },
     /// The CSV reader failed in another way (e.g. an unterminated quote).
     #[error("{file}:{line}: malformed CSV")]
     Csv {

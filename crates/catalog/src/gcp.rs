@@ -13,8 +13,8 @@ use std::collections::HashMap;
 
 use rust_decimal::Decimal;
 
-use crate::Offer;
 use crate::rows::{LoadReport, Row};
+use crate::{CatalogError, Offer, money};
 
 /// Machine types that carry a fixed accelerator set: (accelerator, count, machine types).
 const MACHINE_TYPE_GPUS: &[(&str, u32, &[&str])] = &[
@@ -85,14 +85,33 @@ pub fn machine_type_accelerators(instance_type: &str) -> Option<(&'static str, u
         .map(|(acc, count, _)| (*acc, *count))
 }
 
-fn sum(a: Option<Decimal>, b: Option<Decimal>) -> Option<Decimal> {
-    Some(a? + b?)
+/// Host + GPU price in one market: offered only where both are; an amount too large to add is
+/// an error naming both rows.
+fn sum(
+    file: &str,
+    host: &Row,
+    gpu: &Row,
+    pick: impl Fn(&Row) -> Option<Decimal>,
+) -> Result<Option<Decimal>, CatalogError> {
+    let (Some(a), Some(b)) = (pick(host), pick(gpu)) else {
+        return Ok(None);
+    };
+    money::add(a, b).map(Some).map_err(|source| CatalogError::Money {
+        file: file.to_string(),
+        line: host.line,
+        what: format!("the prices of host line {} and GPU line {}", host.line, gpu.line),
+        source,
+    })
 }
 
 type PlaceKey = (String, Option<String>);
 
 /// Turns GCP rows into offers (see the module docs for the rules).
-pub(crate) fn combine(file: &str, rows: Vec<Row>, report: &mut LoadReport) -> Vec<Offer> {
+pub(crate) fn combine(
+    file: &str,
+    rows: Vec<Row>,
+    report: &mut LoadReport,
+) -> Result<Vec<Offer>, CatalogError> {
     let mut hosts: Vec<Row> = Vec::new();
     let mut attachable: Vec<Row> = Vec::new();
     for row in rows {
@@ -138,31 +157,36 @@ pub(crate) fn combine(file: &str, rows: Vec<Row>, report: &mut LoadReport) -> Ve
     }
 
     let mut offers = Vec::with_capacity(hosts.len() + attachable.len() * 4);
-    let mut push = |host: Option<&Row>, gpu: Option<&Row>, offers: &mut Vec<Offer>| {
-        let base = gpu.or(host).expect("host or gpu");
-        let (price, spot_price) = match (host, gpu) {
-            (Some(h), Some(g)) => (sum(h.price, g.price), sum(h.spot_price, g.spot_price)),
-            (Some(only), None) | (None, Some(only)) => (only.price, only.spot_price),
-            (None, None) => (None, None),
+    let mut push =
+        |host: Option<&Row>, gpu: Option<&Row>, offers: &mut Vec<Offer>| -> Result<(), CatalogError> {
+            let (base, price, spot_price) = match (host, gpu) {
+                (Some(h), Some(g)) => (
+                    g,
+                    sum(file, h, g, |r| r.price)?,
+                    sum(file, h, g, |r| r.spot_price)?,
+                ),
+                (Some(only), None) | (None, Some(only)) => (only, only.price, only.spot_price),
+                (None, None) => return Ok(()),
+            };
+            if price.is_none() && spot_price.is_none() {
+                report.unpriced += 1;
+                return Ok(());
+            }
+            offers.push(Offer {
+                cloud: "gcp".to_string(),
+                region: base.region.clone(),
+                zone: base.zone.clone(),
+                instance_type: host.map_or_else(|| "TPU-VM".to_string(), |h| h.instance_type.clone()),
+                accelerator: gpu.and_then(|g| g.accelerator.clone()),
+                accelerator_count: gpu.map_or(0.0, |g| g.count),
+                vcpus: host.and_then(|h| h.vcpus),
+                memory_gib: host.and_then(|h| h.memory_gib),
+                accelerator_memory_mib: gpu.and_then(|g| g.gpu_memory_mib),
+                price,
+                spot_price,
+            });
+            Ok(())
         };
-        if price.is_none() && spot_price.is_none() {
-            report.unpriced += 1;
-            return;
-        }
-        offers.push(Offer {
-            cloud: "gcp".to_string(),
-            region: base.region.clone(),
-            zone: base.zone.clone(),
-            instance_type: host.map_or_else(|| "TPU-VM".to_string(), |h| h.instance_type.clone()),
-            accelerator: gpu.and_then(|g| g.accelerator.clone()),
-            accelerator_count: gpu.map_or(0.0, |g| g.count),
-            vcpus: host.and_then(|h| h.vcpus),
-            memory_gib: host.and_then(|h| h.memory_gib),
-            accelerator_memory_mib: gpu.and_then(|g| g.gpu_memory_mib),
-            price,
-            spot_price,
-        });
-    };
 
     for host in &hosts {
         if host.accelerator.is_some() {
@@ -188,14 +212,14 @@ pub(crate) fn combine(file: &str, rows: Vec<Row>, report: &mut LoadReport) -> Ve
                 (host.region.clone(), host.zone.clone()),
             );
             match gpu_rows.get(&key) {
-                Some(gpu) => push(Some(host), Some(gpu), &mut offers),
+                Some(gpu) => push(Some(host), Some(gpu), &mut offers)?,
                 None => report.unpriced_gpu_hosts += 1,
             }
         } else if GPU_FAMILIES.iter().any(|f| host.instance_type.starts_with(f)) {
             // A GPU machine type whose GPUs we cannot name or price (e.g. a3-edgegpu-8g).
             report.unpriced_gpu_hosts += 1;
         } else {
-            push(Some(host), None, &mut offers);
+            push(Some(host), None, &mut offers)?;
         }
     }
     for gpu in &attachable {
@@ -203,7 +227,7 @@ pub(crate) fn combine(file: &str, rows: Vec<Row>, report: &mut LoadReport) -> Ve
             continue;
         };
         if acc.starts_with("tpu-") {
-            push(None, Some(gpu), &mut offers);
+            push(None, Some(gpu), &mut offers)?;
             continue;
         }
         let limit = ATTACH_LIMITS
@@ -220,9 +244,9 @@ pub(crate) fn combine(file: &str, rows: Vec<Row>, report: &mut LoadReport) -> Ve
             let fits =
                 host.vcpus.is_some_and(|c| c <= max_cpus) && host.memory_gib.is_some_and(|m| m <= max_memory);
             if fits {
-                push(Some(host), Some(gpu), &mut offers);
+                push(Some(host), Some(gpu), &mut offers)?;
             }
         }
     }
-    offers
+    Ok(offers)
 }

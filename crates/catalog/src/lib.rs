@@ -21,6 +21,7 @@ mod catalog;
 mod error;
 pub mod gcp;
 mod load;
+pub mod money;
 mod offer;
 mod overlay;
 mod rows;
@@ -35,6 +36,7 @@ pub use catalog::{
     AcceleratorFilter, AcceleratorSummary, Catalog, OfferQuery, compare_offers, parse_accelerator_request,
 };
 pub use error::CatalogError;
+pub use money::MoneyError;
 pub use offer::{Offer, format_count, serialize_count};
 pub use overlay::{SPOT_OVERLAY_HEADER, SpotPrice, parse_spot_overlay, write_spot_overlay};
 pub use rows::LoadReport;

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use crate::accelerator::KNOWN_ACCELERATORS;
+use crate::money::MAX_HOURLY_PRICE;
 use crate::rows::{LoadReport, Row};
 use crate::{CatalogError, Offer, gcp};
 
@@ -48,7 +49,7 @@ pub(crate) fn parse_offers(
 ) -> Result<(Vec<Offer>, LoadReport), CatalogError> {
     let (rows, mut report) = parse_rows(file, bytes)?;
     let offers = if cloud == "gcp" {
-        gcp::combine(file, rows, &mut report)
+        gcp::combine(file, rows, &mut report)?
     } else {
         let mut offers = Vec::with_capacity(rows.len());
         for row in rows {
@@ -256,11 +257,11 @@ impl Columns {
                 return Ok(None);
             }
             match Decimal::from_str(value).or_else(|_| Decimal::from_scientific(value)) {
-                Ok(p) if !p.is_sign_negative() => Ok(Some(p)),
+                Ok(p) if !p.is_sign_negative() && p <= MAX_HOURLY_PRICE => Ok(Some(p)),
                 _ => Err(invalid(
                     index,
                     value,
-                    "a non-negative decimal price in $/hour, or an empty field",
+                    "a non-negative decimal price in $/hour of at most 1000000, or an empty field",
                 )),
             }
         };

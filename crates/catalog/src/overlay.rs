@@ -92,8 +92,8 @@ pub fn parse_spot_overlay(file: &str, bytes: &[u8]) -> Result<Vec<SpotPrice>, Ca
         }
         let price = Decimal::from_str(field(4))
             .ok()
-            .filter(|p| !p.is_sign_negative())
-            .ok_or_else(|| invalid(4, "a price in $/hour such as 0.3512"))?;
+            .filter(|p| !p.is_sign_negative() && *p <= crate::money::MAX_HOURLY_PRICE)
+            .ok_or_else(|| invalid(4, "a price in $/hour of at most 1000000, such as 0.3512"))?;
         rows.push(SpotPrice {
             cloud: field(0).to_ascii_lowercase(),
             region: field(1).to_string(),

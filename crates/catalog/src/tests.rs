@@ -5,6 +5,12 @@ use rust_decimal::Decimal;
 
 use crate::{AcceleratorFilter, Amount, Catalog, CatalogError, OfferQuery};
 
+/// Prices at and beyond the bounds, and sums that cannot be represented.
+mod money;
+
+/// Property test: arbitrary bytes and mutated rows never panic the loader, and errors are located.
+mod fuzz;
+
 const AWS_HEADER: &str = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,GpuInfo,Price,SpotPrice,Region,AvailabilityZone";
 const GCP_HEADER: &str = "InstanceType,vCPUs,MemoryGiB,AcceleratorName,AcceleratorCount,GpuInfo,Region,AvailabilityZone,Price,SpotPrice";
 
@@ -292,7 +298,7 @@ fn bad_files_give_one_clear_error_each() {
         ),
         (
             format!("{good_header}\nm6i.large,,,2.0,8.0,,abc,0.04,us-east-1,use1-az1\n").into_bytes(),
-            "bad.csv:2: column 7 (`Price`): expected a non-negative decimal price in $/hour, or an empty field, found \"abc\"",
+            "bad.csv:2: column 7 (`Price`): expected a non-negative decimal price in $/hour of at most 1000000, or an empty field, found \"abc\"",
         ),
         (
             format!("{good_header}\nm6i.large,,,2.0,8.0,,-1,0.04,us-east-1,use1-az1\n").into_bytes(),

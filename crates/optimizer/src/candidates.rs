@@ -5,7 +5,7 @@
 //! settled after solving, in `ties.rs`.
 
 use rust_decimal::Decimal;
-use skyplan_catalog::{AcceleratorFilter, Catalog, Offer, OfferQuery, compare_offers, format_count};
+use skyplan_catalog::{AcceleratorFilter, Catalog, Offer, OfferQuery, compare_offers, format_count, money};
 
 use crate::OptimizerError;
 use crate::defaults::Geography;
@@ -81,10 +81,6 @@ pub fn describe(requirement: &Requirement) -> String {
     text
 }
 
-fn hours(value: f64) -> Decimal {
-    Decimal::try_from(value).unwrap_or(Decimal::ONE)
-}
-
 /// Whether a requirement leaves its host's size to the optimizer, so that the policy's host
 /// floors apply: it names an accelerator and no `cpus`, `memory` or `instance_type` (any of those
 /// means the user sized the host).
@@ -131,8 +127,7 @@ fn for_requirement<'a>(
         spot: requirement.use_spot,
         max_price: requirement.max_hourly_cost,
     };
-    let duration = requirement.duration_hours.unwrap_or(task.duration_hours).max(0.0);
-    let duration_dec = hours(duration);
+    let duration = requirement.duration_hours.unwrap_or(task.duration_hours);
     let mut blocked = 0;
     let mut candidates = Vec::new();
     for offer in catalog.query(&query) {
@@ -143,14 +138,24 @@ fn for_requirement<'a>(
         let Some(price) = offer.price_for(query.spot) else {
             continue;
         };
-        let hourly = price * Decimal::from(nodes);
+        let (hourly, cost) =
+            money::task_cost(price, nodes, duration).map_err(|source| OptimizerError::Money {
+                what: format!(
+                    "task {:?} on {}/{} {}",
+                    task.name,
+                    offer.cloud,
+                    offer.place(),
+                    offer.instance_type
+                ),
+                source,
+            })?;
         candidates.push(Candidate {
             offer,
             spot: query.spot,
             nodes,
             hourly,
             duration_hours: duration,
-            cost: hourly * duration_dec,
+            cost,
             requirement: index,
         });
     }

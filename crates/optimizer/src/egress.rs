@@ -112,12 +112,12 @@ impl EgressPrices {
             };
             let price = Decimal::from_str(field(price_col))
                 .ok()
-                .filter(|p| !p.is_sign_negative())
+                .filter(|p| !p.is_sign_negative() && *p <= skyplan_catalog::money::MAX_PRICE_PER_GB)
                 .ok_or_else(|| {
                     err(
                         line,
                         format!(
-                            "column `usd_per_gb`: expected a non-negative decimal, found {:?}",
+                            "column `usd_per_gb`: expected a non-negative decimal of at most 1000, found {:?}",
                             field(price_col)
                         ),
                     )

@@ -47,6 +47,16 @@ pub enum OptimizerError {
         /// What is wrong.
         message: String,
     },
+    /// A cost cannot be computed: a product or sum of money too large to represent exactly, or a
+    /// quantity (hours, GB) that is not a finite non-negative number.
+    #[error("{what}: the cost cannot be computed")]
+    Money {
+        /// Whose cost, e.g. `task "train" on aws/us-east-1 p5.48xlarge`.
+        what: String,
+        /// The computation, naming its inputs.
+        #[source]
+        source: skyplan_catalog::MoneyError,
+    },
     /// The solver failed without a solution.
     #[error("the solver failed: {0}")]
     Solver(String),

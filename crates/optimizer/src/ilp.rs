@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use good_lp::{Expression, ProblemVariables, SolverModel, Variable, constraint, variable};
 use highs::HighsModelStatus;
+use skyplan_catalog::{MoneyError, money};
 
 use crate::OptimizerError;
 use crate::greedy::greedy;
@@ -160,6 +161,25 @@ pub(crate) fn solve(problem: &Problem<'_>, policy: &Policy) -> Result<Outcome, O
                 problem.names[task]
             ),
         });
+    }
+    // Costs reach HiGHS as floats: refuse amounts it cannot compare exactly (or at all).
+    for (task, kept_here) in kept.iter().enumerate() {
+        if let Some(c) = kept_here
+            .iter()
+            .map(|&i| &problem.cands[task][i])
+            .find(|c| c.cost > money::MAX_SOLVER_COST)
+        {
+            return Err(OptimizerError::Money {
+                what: format!(
+                    "task {:?} on {}/{} {}",
+                    problem.names[task],
+                    c.offer.cloud,
+                    c.offer.place(),
+                    c.offer.instance_type
+                ),
+                source: MoneyError::beyond_solver(c.cost),
+            });
+        }
     }
     let time_matters = !matches!(policy.objective, Objective::Cost);
 

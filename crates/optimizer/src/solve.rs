@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use rust_decimal::Decimal;
-use skyplan_catalog::Catalog;
+use skyplan_catalog::{Catalog, money};
 
 use crate::greedy::greedy;
 use crate::model::{Objective, Policy, TaskGraph};
@@ -69,7 +69,7 @@ pub fn solve(catalog: &Catalog, graph: &TaskGraph, policy: &Policy) -> Result<Pl
         }
     };
     ties::settle(&problem, policy, &mut choice);
-    let mut plan = assemble(&problem, &choice, policy, solver);
+    let mut plan = assemble(&problem, &choice, policy, solver)?;
     plan.mip_gap = gap;
     plan.hit_time_limit = hit_time_limit;
     plan.solve_ms = start.elapsed().as_secs_f64() * 1000.0;
@@ -86,7 +86,7 @@ pub fn solve_greedy(catalog: &Catalog, graph: &TaskGraph, policy: &Policy) -> Re
         reason: "greedy placement ran out of capacity or deadline".to_string(),
     })?;
     ties::settle(&problem, policy, &mut choice);
-    let mut plan = assemble(&problem, &choice, policy, SolverKind::Greedy);
+    let mut plan = assemble(&problem, &choice, policy, SolverKind::Greedy)?;
     plan.solve_ms = start.elapsed().as_secs_f64() * 1000.0;
     Ok(plan)
 }
@@ -198,14 +198,22 @@ fn chain_dp(problem: &Problem<'_>) -> Vec<usize> {
     choice
 }
 
-/// Builds the plan for a chosen candidate per task.
-pub(crate) fn assemble(problem: &Problem<'_>, choice: &[usize], policy: &Policy, solver: SolverKind) -> Plan {
+/// Builds the plan for a chosen candidate per task; errors when a total cannot be represented.
+pub(crate) fn assemble(
+    problem: &Problem<'_>,
+    choice: &[usize],
+    policy: &Policy,
+    solver: SolverKind,
+) -> Result<Plan, OptimizerError> {
     let mut tasks = Vec::with_capacity(choice.len());
     let mut compute_cost = Decimal::ZERO;
     for (task, &pick) in choice.iter().enumerate() {
         let cands = &problem.cands[task];
         let chosen = &cands[pick];
-        compute_cost += chosen.cost;
+        compute_cost = money::add(compute_cost, chosen.cost).map_err(|source| OptimizerError::Money {
+            what: format!("the plan's compute cost (adding task {:?})", problem.names[task]),
+            source,
+        })?;
         let alternatives = cands
             .iter()
             .enumerate()
@@ -233,8 +241,23 @@ pub(crate) fn assemble(problem: &Problem<'_>, choice: &[usize], policy: &Policy,
     for &(a, b, gb) in &problem.priced {
         let from = &problem.locs.list[problem.cand_loc[a][choice[a]] as usize];
         let to = &problem.locs.list[problem.cand_loc[b][choice[b]] as usize];
-        egress_cost += policy.egress.per_gb(from, to) * Decimal::try_from(gb).unwrap_or_default();
+        let what = || {
+            format!(
+                "egress from task {:?} to task {:?}",
+                problem.names[a], problem.names[b]
+            )
+        };
+        let edge = money::times(policy.egress.per_gb(from, to), gb, "GB")
+            .map_err(|source| OptimizerError::Money { what: what(), source })?;
+        egress_cost = money::add(egress_cost, edge).map_err(|source| OptimizerError::Money {
+            what: format!("the plan's egress cost (adding {})", what()),
+            source,
+        })?;
     }
+    let total_cost = money::add(compute_cost, egress_cost).map_err(|source| OptimizerError::Money {
+        what: "the plan's total cost (compute + egress)".to_string(),
+        source,
+    })?;
     let mut finish = vec![0.0f64; choice.len()];
     let mut parents: Vec<Vec<usize>> = vec![Vec::new(); choice.len()];
     for &(a, b, _) in &problem.edges {
@@ -244,9 +267,9 @@ pub(crate) fn assemble(problem: &Problem<'_>, choice: &[usize], policy: &Policy,
         let ready = parents[task].iter().map(|&p| finish[p]).fold(0.0, f64::max);
         finish[task] = ready + problem.cands[task][choice[task]].duration_hours;
     }
-    Plan {
+    Ok(Plan {
         tasks,
-        total_cost: (compute_cost + egress_cost).normalize(),
+        total_cost: total_cost.normalize(),
         compute_cost: compute_cost.normalize(),
         egress_cost: egress_cost.normalize(),
         makespan_hours: finish.iter().copied().fold(0.0, f64::max),
@@ -255,5 +278,5 @@ pub(crate) fn assemble(problem: &Problem<'_>, choice: &[usize], policy: &Policy,
         solve_ms: 0.0,
         mip_gap: None,
         hit_time_limit: false,
-    }
+    })
 }

@@ -12,6 +12,8 @@ use crate::{
 
 /// Per-GPU host floors (`defaults.rs`), on fixtures and the repository's catalog.
 mod floors;
+/// Checked money: candidate costs, plan totals and egress bills that cannot be represented.
+mod money;
 /// Equal-cost ties: the plan's locations, then the home geography, then names (`ties.rs`).
 mod ties;
 

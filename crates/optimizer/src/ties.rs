@@ -17,6 +17,7 @@
 use std::cmp::Reverse;
 
 use rust_decimal::Decimal;
+use skyplan_catalog::money;
 
 use crate::model::Policy;
 use crate::problem::Problem;
@@ -37,27 +38,28 @@ pub(crate) fn settle(problem: &Problem<'_>, policy: &Policy, choice: &mut [usize
         }
     }
     // Per task its priced edges: (other task, GB, whether this task is the source).
-    let mut incident: Vec<Vec<(usize, Decimal, bool)>> = vec![Vec::new(); n];
+    let mut incident: Vec<Vec<(usize, f64, bool)>> = vec![Vec::new(); n];
     for &(a, b, gb) in &problem.priced {
-        let gb = Decimal::try_from(gb).unwrap_or_default();
         incident[a].push((b, gb, true));
         incident[b].push((a, gb, false));
     }
-    // The exact egress bill of `task`'s edges were it at `loc` (as `assemble` prices it).
-    let egress = |task: usize, loc: usize, choice: &[usize]| -> Decimal {
-        incident[task]
-            .iter()
-            .map(|&(other, gb, outgoing)| {
-                let here = &problem.locs.list[loc];
-                let there = &problem.locs.list[loc_of(other, choice[other])];
-                let rate = if outgoing {
-                    policy.egress.per_gb(here, there)
-                } else {
-                    policy.egress.per_gb(there, here)
-                };
-                rate * gb
-            })
-            .sum()
+    // The exact egress bill of `task`'s edges were it at `loc` (as `assemble` prices it); `None`
+    // when it cannot be computed (then the task does not move: `assemble` reports the amount).
+    let egress = |task: usize, loc: usize, choice: &[usize]| -> Option<Decimal> {
+        let edges = incident[task].iter().map(|&(other, gb, outgoing)| {
+            let here = &problem.locs.list[loc];
+            let there = &problem.locs.list[loc_of(other, choice[other])];
+            let rate = if outgoing {
+                policy.egress.per_gb(here, there)
+            } else {
+                policy.egress.per_gb(there, here)
+            };
+            money::times(rate, gb, "GB")
+        });
+        edges
+            .collect::<Result<Vec<Decimal>, _>>()
+            .and_then(money::sum)
+            .ok()
     };
     let mut parents: Vec<Vec<usize>> = vec![Vec::new(); n];
     for &(a, b, _) in &problem.edges {
@@ -88,7 +90,9 @@ pub(crate) fn settle(problem: &Problem<'_>, policy: &Policy, choice: &mut [usize
             }
             let here = loc_of(task, pick);
             let others = |loc: usize| at[loc] - u32::from(loc == here);
-            let old_egress = egress(task, here, choice);
+            let Some(old_egress) = egress(task, here, choice) else {
+                continue;
+            };
             let freed = |row: usize| -> f64 {
                 problem.usage[task][pick]
                     .iter()
@@ -106,7 +110,7 @@ pub(crate) fn settle(problem: &Problem<'_>, policy: &Policy, choice: &mut [usize
                 let fits = problem.usage[task][j]
                     .iter()
                     .all(|&(row, amount)| amount <= left[row] + freed(row) + 1e-9);
-                if !fits || egress(task, loc, choice) != old_egress {
+                if !fits || egress(task, loc, choice) != Some(old_egress) {
                     continue;
                 }
                 let mut span = current_makespan;

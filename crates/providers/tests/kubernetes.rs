@@ -461,7 +461,7 @@ fn unknown_contexts_and_wrong_placements_are_clear_errors() {
 fn pricing_orders_clusters_before_clouds() {
     let mut pricing = skyplan_providers::kubernetes::Pricing::default();
     pricing.gpu_hour.insert("L4".into(), Decimal::new(20, 2));
-    let price = pricing.price(Some("L4"), 1.0, 8.0, 32.0);
+    let price = pricing.price(Some("L4"), 1.0, 8.0, 32.0).expect("price");
     assert_eq!(price, Decimal::new(20, 2));
     assert!(price < Decimal::new(8048, 4));
 }

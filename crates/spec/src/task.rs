@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Serialize, Serializer};
+use skyplan_catalog::money::MAX_DURATION_HOURS;
 
 pub use super::env::is_valid_env_name;
 use super::env::parse_env_entry;
@@ -63,7 +64,8 @@ const RESOURCE_KEYS_ELSEWHERE: &[(&str, &str)] = &[
     ("ordered", "resources.ordered"),
 ];
 
-const DURATION_EXPECTED: &str = "a positive number of hours, or a duration like 90m, 2h, 1h30m or 30s";
+const DURATION_EXPECTED: &str =
+    "a positive number of hours up to 1000000, or a duration like 90m, 2h, 1h30m or 30s";
 const DATA_EXPECTED: &str = "a size in GB (e.g. 100), or a one-entry mapping {PATH_OR_URI: SIZE_GB}";
 
 /// Where things were written, for errors found after parsing (missing env values, unknown
@@ -331,7 +333,9 @@ impl Serialize for TaskSpec {
 }
 
 /// Parses a duration into hours: a bare number is hours; otherwise number+unit parts (`s`, `m`,
-/// `h`, `d` and their long forms), e.g. `90m`, `1h30m`, `1.5h`. Must be positive.
+/// `h`, `d` and their long forms), e.g. `90m`, `1h30m`, `1.5h`. Must be positive and at most
+/// [`skyplan_catalog::money::MAX_DURATION_HOURS`] (1,000,000 hours): longer is a typo, and far
+/// longer cannot be priced.
 ///
 /// ```
 /// use skyplan_spec::parse_duration_hours;
@@ -339,16 +343,14 @@ impl Serialize for TaskSpec {
 /// assert_eq!(parse_duration_hours("1h30m").unwrap(), 1.5);
 /// assert_eq!(parse_duration_hours("2").unwrap(), 2.0);
 /// assert!(parse_duration_hours("0s").is_err() && parse_duration_hours("soon").is_err());
+/// assert!(parse_duration_hours("1e30").is_err() && parse_duration_hours("1000001h").is_err());
 /// ```
 pub fn parse_duration_hours(text: &str) -> Result<f64, String> {
     let bad = || DURATION_EXPECTED.to_string();
+    let in_range = |hours: f64| hours.is_finite() && hours > 0.0 && hours <= MAX_DURATION_HOURS;
     let text = text.trim();
     if let Ok(hours) = text.parse::<f64>() {
-        return if hours.is_finite() && hours > 0.0 {
-            Ok(hours)
-        } else {
-            Err(bad())
-        };
+        return if in_range(hours) { Ok(hours) } else { Err(bad()) };
     }
     let mut rest = text;
     let mut total = 0.0;
@@ -371,11 +373,7 @@ pub fn parse_duration_hours(text: &str) -> Result<f64, String> {
         total += number * per_hour;
         rest = rest[unit_len..].trim_start();
     }
-    if total.is_finite() && total > 0.0 {
-        Ok(total)
-    } else {
-        Err(bad())
-    }
+    if in_range(total) { Ok(total) } else { Err(bad()) }
 }
 
 /// Parses a data size in GB: a number, or a string with an optional `MB`/`GB`/`TB` unit.

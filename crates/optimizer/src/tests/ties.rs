@@ -260,8 +260,8 @@ proptest! {
             let mut after = before.clone();
             ties::settle(&problem, &policy, &mut after);
             let (was, is) = (
-                assemble(&problem, &before, &policy, SolverKind::Greedy),
-                assemble(&problem, &after, &policy, SolverKind::Greedy),
+                assemble(&problem, &before, &policy, SolverKind::Greedy).unwrap(),
+                assemble(&problem, &after, &policy, SolverKind::Greedy).unwrap(),
             );
             prop_assert_eq!(was.total_cost, is.total_cost);
             prop_assert!(is.makespan_hours <= was.makespan_hours + 1e-9);

@@ -257,7 +257,10 @@ pub fn parse_instance_type(name: &str) -> Option<SliceSize> {
 }
 
 /// One offer of `context`: a pod of `vcpus` cores and `memory_gib` GiB (and `gpu` = model ×
-/// count), named by [`instance_type`] and priced by `pricing`.
+/// count), named by [`instance_type`] and priced by `pricing`. A slice whose price cannot be
+/// computed (a node reporting absurd quantities) has no price, so it is not offered, with a
+/// warning naming the computation. Prices in `config.yaml` are bounded when read, so this takes
+/// quantities beyond any real node.
 pub fn slice_offer(
     context: &str,
     vcpus: f64,
@@ -265,22 +268,29 @@ pub fn slice_offer(
     gpu: Option<(&str, f64)>,
     pricing: &Pricing,
 ) -> Offer {
+    let instance_type = instance_type(vcpus, memory_gib, gpu);
+    let price = pricing
+        .price(
+            gpu.map(|(m, _)| m),
+            gpu.map_or(0.0, |(_, c)| c),
+            vcpus,
+            memory_gib,
+        )
+        .map_err(|err| {
+            tracing::warn!("kubernetes context {context}: {instance_type} is not offered: its price {err}");
+        })
+        .ok();
     Offer {
         cloud: KUBERNETES.to_string(),
         region: context.to_string(),
         zone: None,
-        instance_type: instance_type(vcpus, memory_gib, gpu),
+        instance_type,
         accelerator: gpu.map(|(m, _)| m.to_string()),
         accelerator_count: gpu.map_or(0.0, |(_, c)| c),
         vcpus: Some(vcpus),
         memory_gib: Some(memory_gib),
         accelerator_memory_mib: None,
-        price: Some(pricing.price(
-            gpu.map(|(m, _)| m),
-            gpu.map_or(0.0, |(_, c)| c),
-            vcpus,
-            memory_gib,
-        )),
+        price,
         spot_price: None,
     }
 }
@@ -581,5 +591,16 @@ mod tests {
         assert_eq!(capacity.len(), 1);
         assert_eq!(capacity[0].limit, 0.0);
         assert_eq!(capacity[0].usage(&offers[0], false), 1.0);
+    }
+
+    #[test]
+    fn a_slice_that_cannot_be_priced_is_not_offered() {
+        let pricing = Pricing {
+            vcpu_hour: skyplan_catalog::money::MAX_HOURLY_PRICE,
+            ..Pricing::default()
+        };
+        assert!(slice_offer("ctx", 1e25, 4.0, None, &pricing).price.is_none());
+        let offer = slice_offer("ctx", 2.0, 4.0, None, &pricing);
+        assert_eq!(offer.price, Some(rust_decimal::Decimal::from(2_000_000)));
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
+use skyplan_catalog::{MoneyError, money};
 
 use crate::ProviderError;
 
@@ -43,17 +44,32 @@ impl Pricing {
     /// let mut pricing = skyplan_providers::kubernetes::Pricing::default();
     /// pricing.gpu_hour.insert("L4".into(), Decimal::new(25, 2));
     /// pricing.vcpu_hour = Decimal::new(1, 2);
-    /// assert_eq!(pricing.price(Some("L4"), 2.0, 4.0, 16.0), Decimal::new(54, 2));
+    /// assert_eq!(pricing.price(Some("L4"), 2.0, 4.0, 16.0).unwrap(), Decimal::new(54, 2));
     /// # }
     /// ```
-    pub fn price(&self, accelerator: Option<&str>, count: f64, vcpus: f64, memory_gib: f64) -> Decimal {
+    ///
+    /// Quantities count to 3 decimals. Errors (through the catalog's checked money operations)
+    /// when a quantity is not a finite non-negative number or the price cannot be represented.
+    pub fn price(
+        &self,
+        accelerator: Option<&str>,
+        count: f64,
+        vcpus: f64,
+        memory_gib: f64,
+    ) -> Result<Decimal, MoneyError> {
         let per_gpu = accelerator
             .and_then(|a| self.gpu_hour.get(a))
             .copied()
             .unwrap_or_default();
-        let number = |x: f64| Decimal::from_f64_retain(x).unwrap_or_default().round_dp(3);
-        (per_gpu * number(count) + self.vcpu_hour * number(vcpus) + self.memory_gib_hour * number(memory_gib))
-            .normalize()
+        let part = |rate: Decimal, amount: f64, unit: &str| {
+            money::mul(rate, money::quantity(amount, unit)?.round_dp(3), unit)
+        };
+        money::sum([
+            part(per_gpu, count, "GPU")?,
+            part(self.vcpu_hour, vcpus, "vCPU")?,
+            part(self.memory_gib_hour, memory_gib, "GiB")?,
+        ])
+        .map(|price| price.normalize())
     }
 }
 
@@ -153,6 +169,12 @@ fn decimal_from_text(text: &str) -> Result<Decimal, String> {
         .and_then(|d| {
             if d.is_sign_negative() {
                 Err(format!("price {text} is negative"))
+            } else if d > money::MAX_HOURLY_PRICE {
+                Err(format!(
+                    "price {} $/h is above the largest accepted, {} $/h",
+                    money::show(d),
+                    money::MAX_HOURLY_PRICE
+                ))
             } else {
                 Ok(d)
             }
@@ -259,6 +281,37 @@ mod tests {
         let err = KubernetesConfig::from_config_yaml("kubernetes:\n  pricing: {vcpu_hour: -1}\n", "c.yaml")
             .expect_err("negative");
         assert!(err.to_string().contains("negative"), "{err}");
+        for key in [
+            "vcpu_hour: 1e28",
+            "memory_gib_hour: \"1000000.5\"",
+            "gpu_hour: {H100: 1e28}",
+        ] {
+            let yaml = format!("kubernetes:\n  pricing: {{{key}}}\n");
+            let err = KubernetesConfig::from_config_yaml(&yaml, "c.yaml").expect_err("too dear");
+            let text = err.to_string();
+            assert!(
+                text.contains("c.yaml") && text.contains("above the largest accepted, 1000000 $/h"),
+                "{text}"
+            );
+        }
+        let at_bound =
+            KubernetesConfig::from_config_yaml("kubernetes:\n  pricing: {vcpu_hour: 1000000}\n", "c.yaml");
+        assert!(matches!(at_bound, Ok(Some(_))), "{at_bound:?}");
+    }
+
+    #[test]
+    fn slice_prices_are_checked() {
+        let mut pricing = Pricing::default();
+        pricing.gpu_hour.insert("H100".into(), money::MAX_HOURLY_PRICE);
+        pricing.vcpu_hour = money::MAX_HOURLY_PRICE;
+        assert_eq!(
+            pricing.price(Some("H100"), 8.0, 2.0, 1e6).expect("in range"),
+            Decimal::from(10_000_000)
+        );
+        let err = pricing.price(Some("H100"), 8.0, 1e25, 0.0).expect_err("overflow");
+        assert_eq!(err.expression, "1000000 $/vCPU × 1e25 vCPU");
+        let err = pricing.price(None, 0.0, f64::NAN, 0.0).expect_err("not a number");
+        assert!(err.to_string().contains("cannot be priced"), "{err}");
     }
 
     #[test]

@@ -28,10 +28,16 @@ fn durations() {
     assert_eq!(hours("duration: 1d 2h\n"), 26.0);
     assert_eq!(
         error("duration: soon\n"),
-        "t.yaml:1:11: duration: expected a positive number of hours, or a duration like 90m, 2h, 1h30m or 30s, found \"soon\""
+        "t.yaml:1:11: duration: expected a positive number of hours up to 1000000, or a duration like 90m, 2h, 1h30m or 30s, found \"soon\""
     );
     assert!(error("duration: -1\n").contains("found -1"));
     assert!(error("duration: 0\n").contains("found 0"));
+    assert_eq!(hours("duration: 1000000\n"), 1e6);
+    assert!(
+        error("duration: 1e30\n").contains("up to 1000000")
+            && error("duration: 1e30\n").contains("found 1e30")
+    );
+    assert!(error("duration: 50000d\n").contains("found \"50000d\""));
     assert!(error("duration: 5x\n").contains("found \"5x\""));
     assert!(error("duration: [1]\n").contains("found a list"));
 }
