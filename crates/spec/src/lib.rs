@@ -25,6 +25,7 @@
 //! assert!(!format!("{:?}", pipeline.tasks[0]).contains("hf_x"));
 //! ```
 
+pub mod duration;
 mod error;
 mod infra;
 mod pipeline;
