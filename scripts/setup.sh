@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks to build and test skyplan. Idempotent and quick when
 # everything is present. Needs root (or sudo) for apt.
-#   apt:  cmake, libclang-dev (HiGHS via good_lp), kubernetes-client (kubectl, for kubesim tests)
+#   apt:  cmake, libclang-dev (HiGHS via good_lp), kubernetes-client (kubectl, for kubesim tests),
+#         openssh-client, openssh-server, rsync (clusters you reach over SSH)
 #   pip:  moto[server] (local EC2 API for the AWS backend tests)
 set -euo pipefail
 
@@ -9,7 +10,7 @@ sudo_cmd=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo_cmd="sudo"; fi
 
 missing=()
-for pkg in cmake libclang-dev; do
+for pkg in cmake libclang-dev openssh-client openssh-server rsync; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 # Any working kubectl will do (a machine may already have one from another package).
@@ -24,4 +25,4 @@ if ! command -v moto_server >/dev/null 2>&1; then
   echo "setup: installing moto[server]"
   python3 -m pip install -q 'moto[server]'
 fi
-echo "setup: ok (cmake, libclang, kubectl, moto_server present)"
+echo "setup: ok (cmake, libclang, kubectl, ssh, sshd, rsync, moto_server present)"

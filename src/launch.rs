@@ -48,9 +48,11 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// `catalog` plus the live offers of the enabled providers for `home` (this machine's shape for
 /// `local`, free capacity of configured clusters): what `show-gpus` and the placement study
-/// `optimize` look at. Launches plan through [`Launcher::plan`] instead.
-pub fn catalog_with_live_offers(home: &Path, mut catalog: Catalog) -> std::io::Result<Catalog> {
+/// `optimize` look at. Launches plan through [`Launcher::plan`] instead. An error when a backend
+/// is configured but unusable (its configuration is broken): the offers would silently lack it.
+pub fn catalog_with_live_offers(home: &Path, mut catalog: Catalog) -> anyhow::Result<Catalog> {
     let backends = backends(home);
+    backends.check_usable()?;
     let providers: Vec<_> = backends
         .providers
         .values()
@@ -147,8 +149,12 @@ pub fn plan_launch(
                 .unwrap_or("task"),
         ),
     };
+    skyplan_optimizer::check_accelerators(&catalog, pipeline)?;
     let request = PipelineRequest::from_pipeline(pipeline, &base)?;
-    let launcher = Launcher::new(catalog, policy, open_store(home)?).with_backends(backends(home));
+    // A backend whose configuration is broken is an error, not a silently smaller choice.
+    let backends = backends(home);
+    backends.check_usable()?;
+    let launcher = Launcher::new(catalog, policy, open_store(home)?).with_backends(backends);
     let runtime = runtime()?;
     let plan = runtime.block_on(launcher.plan(&request, progress))?;
     Ok(PlannedLaunch {

@@ -25,6 +25,7 @@ pub fn default_policy() -> Result<Policy, Error> {
 /// assert_eq!(plan.tasks[0].chosen.instance_type, "g2-standard-4");
 /// ```
 pub fn plan_pipeline(catalog: &Catalog, pipeline: &Pipeline, policy: &Policy) -> Result<Plan, Error> {
+    skyplan_optimizer::check_accelerators(catalog, pipeline)?;
     Ok(skyplan_optimizer::solve(
         catalog,
         &TaskGraph::from_pipeline(pipeline),

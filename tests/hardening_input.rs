@@ -110,6 +110,20 @@ fn flag_errors_blame_their_own_flag_and_hide_values() {
 }
 
 #[test]
+fn time_limits_beyond_the_bound_name_the_flag_and_the_range() {
+    let task = task_file("time-limit.yaml", "run: echo hi\n");
+    for value in ["1e20", "0", "-3", "NaN", "inf", "31d", "soon"] {
+        let run = dryrun(&task, &["--time-limit", value]);
+        fails_with(&run, "--time-limit");
+        assert!(run.stderr.contains("30 days") || run.stderr.contains("duration"), "{}", run.stderr);
+    }
+    for value in ["1.5", "500ms", "2m"] {
+        let run = dryrun(&task, &["--time-limit", value]);
+        assert_eq!(run.code, 0, "--time-limit {value}: {}", run.stderr);
+    }
+}
+
+#[test]
 fn huge_and_deep_files_get_short_located_messages() {
     let name = "A".repeat(1_000_000);
     let big = task_file(

@@ -29,6 +29,12 @@ mod launch_kubernetes;
 #[cfg(all(feature = "kubesim", feature = "kubernetes"))]
 mod kubernetes_failures;
 
+/// Kubernetes configuration and dependencies gone wrong: timeouts and namespaces out of range,
+/// servers without a scheme, silent credential plugins and API servers, a damaged store over a
+/// kubesim cluster, `skyplan kubesim` stopped by SIGTERM.
+#[cfg(all(feature = "kubesim", feature = "kubernetes"))]
+mod hardening_kube;
+
 /// `skyplan render --target kubernetes`: stable names, secrets, labels, placements, `--context`.
 #[cfg(feature = "kubernetes")]
 mod render;

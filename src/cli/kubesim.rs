@@ -22,7 +22,7 @@ pub struct Args {
     pub kubeconfig: Option<PathBuf>,
 }
 
-/// Runs the simulator until Ctrl-C.
+/// Runs the simulator until Ctrl-C, SIGTERM or SIGHUP, then kills every pod process it started.
 pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(skyplan_kubesim::run_foreground(

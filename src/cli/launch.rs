@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
-
-use skyplan::optimizer::spec::{TaskOverrides, parse_env_override, parse_secret_override, parse_task_file};
+use skyplan::optimizer::spec::duration::parse_positive_duration;
+use skyplan::optimizer::spec::{
+    TaskOverrides, parse_env_override, parse_secret_override, parse_task_file,
+};
 use skyplan::optimizer::{Objective, Policy};
 
 use super::Cli;
@@ -55,9 +56,10 @@ pub struct Args {
     /// With `--objective cost`: the whole pipeline must finish within this many hours.
     #[arg(long, value_name = "HOURS")]
     pub deadline: Option<f64>,
-    /// Stop the integer program after this many seconds and use the best plan found.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
-    pub time_limit: f64,
+    /// Stop the integer program after this long and use the best plan found: seconds, or a
+    /// number with a unit (`500ms`, `30s`, `5m`, `2h`), more than 0 and at most 30 days.
+    #[arg(long, value_name = "DURATION", default_value = "30")]
+    pub time_limit: String,
 }
 
 /// `--objective` values.
@@ -173,13 +175,8 @@ fn overrides(args: &Args) -> anyhow::Result<TaskOverrides> {
 
 fn policy(args: &Args) -> anyhow::Result<Policy> {
     let mut policy = skyplan::plan::default_policy()?;
-    if !(args.time_limit.is_finite() && args.time_limit > 0.0) {
-        anyhow::bail!(
-            "--time-limit {}: expected a positive number of seconds",
-            args.time_limit
-        );
-    }
-    policy.time_limit = Duration::from_secs_f64(args.time_limit);
+    policy.time_limit = parse_positive_duration(&args.time_limit)
+        .map_err(|err| anyhow::anyhow!("--time-limit {}: {err}", args.time_limit))?;
     policy.objective = match (args.objective, args.deadline) {
         (ObjectiveArg::Time, None) => Objective::Time,
         (ObjectiveArg::Time, Some(_)) => {

@@ -280,7 +280,11 @@ impl Catalog {
     pub fn resolve_accelerator(&self, name: &str) -> Result<String, CatalogError> {
         let extra: Vec<&str> = self.accelerator_names().collect();
         canonical_accelerator(name, &extra).ok_or_else(|| CatalogError::UnknownAccelerator {
-            name: name.to_string(),
+            // A name of any length is shown cut short, with its length.
+            name: match name.char_indices().nth(40) {
+                Some((cut, _)) => format!("{}... ({} characters)", &name[..cut], name.chars().count()),
+                None => name.to_string(),
+            },
             hint: closest_accelerator(
                 name,
                 extra

@@ -198,7 +198,8 @@ impl Drop for RunningSim {
     }
 }
 
-/// Runs a simulator in the foreground until Ctrl-C: prints one line saying it is a simulator, its URL
+/// Runs a simulator in the foreground until Ctrl-C, SIGTERM or SIGHUP (then every pod process it
+/// started is killed): prints one line saying it is a simulator, its URL
 /// and the kubeconfig path (default: `kubesim-<port>.kubeconfig` in the temp directory).
 pub async fn run_foreground(clusters_file: &Path, port: u16, kubeconfig_out: Option<&Path>) -> Result<()> {
     let config = ClustersFile::from_path(clusters_file)?;
@@ -223,6 +224,40 @@ pub async fn run_foreground(clusters_file: &Path, port: u16, kubeconfig_out: Opt
         kubeconfig.display(),
         kubeconfig.display()
     );
-    let _ = tokio::signal::ctrl_c().await;
+    let signal = stop_signal().await;
+    tracing::info!("kubesim: {signal}; killing every pod process and stopping");
     sim.shutdown().await
+}
+
+/// Waits for what ends a foreground simulator: Ctrl-C (SIGINT), SIGTERM or SIGHUP. Returns the
+/// signal's name. Where a handler cannot be installed, that signal is just not waited for.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut hangup = signal(SignalKind::hangup()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let hangup = async {
+            match hangup.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term => "SIGTERM",
+            _ = hangup => "SIGHUP",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }

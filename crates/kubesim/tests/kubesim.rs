@@ -15,3 +15,6 @@ mod discovery;
 
 /// Stock `kubectl` against the simulator (skipped with a message when kubectl is not installed).
 mod kubectl;
+
+/// When the simulator ends (shut down, dropped at the end of a test), no pod process outlives it.
+mod exit;

@@ -103,9 +103,9 @@ fn for_requirement<'a>(
         Some((name, count)) => {
             let canonical = catalog
                 .resolve_accelerator(name)
-                .map_err(|source| OptimizerError::Catalog {
+                .map_err(|reason| OptimizerError::Catalog {
                     task: task.name.clone(),
-                    source: Box::new(source),
+                    reason: Box::new(reason),
                 })?;
             AcceleratorFilter::Named {
                 name: canonical,
@@ -221,4 +221,35 @@ pub fn candidates<'a>(
         });
     }
     Ok(all)
+}
+
+/// Checks every accelerator name a parsed task file writes against `catalog`, so that an unknown
+/// one is an error at the place it is written (`FILE:LINE:COLUMN`) rather than per task.
+///
+/// ```
+/// use skyplan_optimizer::{check_accelerators, spec::parse_task_str};
+/// let csv = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region,AvailabilityZone\n\
+///            p5.48xlarge,H100,8,192,2048,98.32,30.0,us-east-1,use1-az1\n";
+/// let catalog = skyplan_catalog::Catalog::from_csv("aws", "aws.csv", csv.as_bytes()).unwrap();
+/// let ok = parse_task_str("resources:\n  accelerators: H100:8\nrun: x\n", "ok.yaml").unwrap();
+/// assert!(check_accelerators(&catalog, &ok).is_ok());
+/// let bad = parse_task_str("resources:\n  accelerators: L5\nrun: x\n", "bad.yaml").unwrap();
+/// let err = check_accelerators(&catalog, &bad).unwrap_err().to_string();
+/// assert!(err.starts_with("bad.yaml:2:17: resources.accelerators: unknown accelerator \"L5\""), "{err}");
+/// ```
+pub fn check_accelerators(
+    catalog: &Catalog,
+    pipeline: &crate::spec::Pipeline,
+) -> Result<(), OptimizerError> {
+    for task in &pipeline.tasks {
+        for (name, at) in &task.locations.accelerators {
+            if let Err(reason) = catalog.resolve_accelerator(name) {
+                return Err(OptimizerError::UnknownAccelerator {
+                    at: at.to_string(),
+                    reason: Box::new(reason),
+                });
+            }
+        }
+    }
+    Ok(())
 }

@@ -7,13 +7,22 @@ pub enum OptimizerError {
     #[error(transparent)]
     Spec(#[from] crate::spec::SpecError),
     /// A requirement names something the catalog does not know (e.g. an accelerator).
-    #[error("task {task:?}: {source}")]
+    /// The catalog's complaint is part of the message (not a separate cause, so it is said once).
+    #[error("task {task:?}: {reason}")]
     Catalog {
         /// The task.
         task: String,
         /// The catalog's complaint.
-        #[source]
-        source: Box<skyplan_catalog::CatalogError>,
+        reason: Box<skyplan_catalog::CatalogError>,
+    },
+    /// An accelerator written in a task file that the catalog does not know, located where it
+    /// is written ([`check_accelerators`](crate::check_accelerators)).
+    #[error("{at}: resources.accelerators: {reason}")]
+    UnknownAccelerator {
+        /// `FILE:LINE:COLUMN` of the name.
+        at: String,
+        /// The catalog's complaint (the name, cut short, and the closest known one).
+        reason: Box<skyplan_catalog::CatalogError>,
     },
     /// No offer satisfies a task (after blocked places are removed).
     #[error("task {task:?}: no offer satisfies {wanted}{}", if *blocked > 0 { format!(" ({blocked} matching offers are blocked)") } else { String::new() })]

@@ -20,7 +20,7 @@ mod problem;
 mod solve;
 mod ties;
 
-pub use candidates::{Candidate, candidates, describe};
+pub use candidates::{Candidate, candidates, check_accelerators, describe};
 pub use defaults::{Geography, HostFloor, HostFloors};
 pub use egress::{EgressKind, EgressPrices, Location};
 pub use error::OptimizerError;

@@ -4,7 +4,11 @@
 //! folder plus one row here.
 //!
 //! Launches plan only on *enabled* backends ([`Backends::enabled`]); `skyplan check` and the
-//! "cheaper but not enabled" notes read [`Backends::disabled`].
+//! "cheaper but not enabled" notes read [`Backends::disabled`]. A backend whose configuration is
+//! there but broken (a bad `config.yaml` value, a kubeconfig context with no usable server) is
+//! never silently skipped: it is in [`Backends::unusable`] with its error, and
+//! [`Backends::check_usable`] is the error that commands needing every backend (`launch`,
+//! `check`) exit with.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -72,6 +76,15 @@ fn missing_backend(cloud: &str) -> String {
     }
 }
 
+/// Why a configuration is unusable, without the "invalid request" prefix (the message already
+/// names the file and field).
+fn unusable_reason(err: &ProviderError) -> String {
+    match err {
+        ProviderError::InvalidRequest { message } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The backends for one `SKYPLAN_HOME`: the usable providers, and for every other cloud why it
 /// is not enabled.
 #[derive(Clone, Default)]
@@ -83,6 +96,9 @@ pub struct Backends {
     /// Cloud → why launches cannot use it (not configured, configuration unusable, no backend in
     /// this build).
     pub disabled: BTreeMap<String, String>,
+    /// Cloud → the error of a backend whose configuration is there but unusable (also in
+    /// `disabled`, and an [`UnavailableProvider`] in `providers`).
+    pub unusable: BTreeMap<String, ProviderError>,
 }
 
 impl std::fmt::Debug for Backends {
@@ -90,6 +106,7 @@ impl std::fmt::Debug for Backends {
         f.debug_struct("Backends")
             .field("providers", &self.providers.keys().collect::<Vec<_>>())
             .field("disabled", &self.disabled)
+            .field("unusable", &self.unusable.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -118,12 +135,13 @@ impl Backends {
                 Err(reason) => {
                     backends.disabled.insert(
                         backend.id.to_string(),
-                        format!("configured but unusable: {reason}"),
+                        format!("configured but unusable: {}", unusable_reason(&reason)),
                     );
                     backends.providers.insert(
                         backend.id.to_string(),
-                        Arc::new(UnavailableProvider::new(backend.id, reason)),
+                        Arc::new(UnavailableProvider::new(backend.id, reason.clone())),
                     );
+                    backends.unusable.insert(backend.id.to_string(), reason);
                 }
             }
         }
@@ -142,13 +160,41 @@ impl Backends {
         Backends {
             providers,
             disabled: BTreeMap::new(),
+            unusable: BTreeMap::new(),
         }
+    }
+
+    /// `Ok` when no backend is configured but unusable; otherwise an error naming each such
+    /// backend and why (the file, field and what was expected, as its configuration step said).
+    ///
+    /// ```
+    /// let home = std::env::temp_dir().join(format!("skyplan-registry-usable-{}", std::process::id()));
+    /// assert!(skyplan_providers::Backends::configure(&home).check_usable().is_ok());
+    /// ```
+    pub fn check_usable(&self) -> Result<(), ProviderError> {
+        if self.unusable.is_empty() {
+            return Ok(());
+        }
+        let reasons: Vec<String> = self
+            .unusable
+            .iter()
+            .map(|(cloud, err)| {
+                format!(
+                    "the {cloud} backend is configured but unusable: {}",
+                    unusable_reason(err)
+                )
+            })
+            .collect();
+        Err(ProviderError::InvalidRequest {
+            message: reasons.join("; "),
+        })
     }
 
     /// Adds an enabled provider (replacing one of the same id).
     pub fn insert(&mut self, provider: Arc<dyn Provider>) {
         let id = provider.id().to_string();
         self.disabled.remove(&id);
+        self.unusable.remove(&id);
         self.providers.insert(id, provider);
     }
 

@@ -356,6 +356,6 @@ fn nodes_that_together_outgrow_this_machine_are_refused_before_anything_is_made(
         one.task.num_nodes = 1;
         one.task.run = Some("true".to_string());
         local.provision(&one).await.expect("one node fits");
-        local.teardown("toobig").await.expect("down");
+        local.teardown("toobig".into()).await.expect("down");
     });
 }

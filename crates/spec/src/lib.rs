@@ -28,6 +28,7 @@
 //! assert!(!format!("{:?}", pipeline.tasks[0]).contains("hf_x"));
 //! ```
 
+pub mod duration;
 mod env;
 mod error;
 mod file_mounts;

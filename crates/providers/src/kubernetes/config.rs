@@ -1,14 +1,21 @@
 //! The `kubernetes:` section of `SKYPLAN_HOME/config.yaml` (which contexts, namespace, internal
-//! prices, provision timeout) and finding the kubeconfig the way kubectl does (`KUBECONFIG`, then
-//! `~/.kube/config`). Other top-level sections of the file belong to other backends and are
-//! ignored here.
+//! prices, provision and request timeouts) and finding the kubeconfig the way kubectl does
+//! (`KUBECONFIG`, then `~/.kube/config`). Other top-level sections of the file belong to other
+//! backends and are ignored here.
+//!
+//! Every value is checked while it is read, so an error carries `file:line:column`, the field
+//! (`kubernetes.provision_timeout`) and what was expected: durations go through the one bounded
+//! parser ([`skyplan_spec::duration`]), the namespace must be an RFC 1123 label.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use serde_saphyr::{MessageFormatter, UserMessageFormatter};
 use skyplan_catalog::{MoneyError, money};
 
 use crate::ProviderError;
@@ -16,12 +23,18 @@ use crate::ProviderError;
 /// Default time a pod may stay unbound before the context is given up.
 pub const DEFAULT_PROVISION_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default bound on one Kubernetes API call (connect, credential plugin, answer).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Default namespace.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// Internal prices of cluster capacity, per hour; all default to 0 (own clusters are free).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with gpu_hour, vcpu_hour and memory_gib_hour"
+)]
 pub struct Pricing {
     /// $/hour of one GPU, by canonical accelerator name (`L4`, `H100`, ...) or the raw label
     /// value; unlisted models cost 0.
@@ -78,31 +91,51 @@ impl Pricing {
 /// ```yaml
 /// kubernetes:
 ///   contexts: [gke-l4, onprem-h100]   # default: the kubeconfig's current context
-///   namespace: default
+///   namespace: default                # an RFC 1123 label
 ///   provision_timeout: 10             # seconds (or "10s", "2m") a pod may stay unbound
+///   request_timeout: 20               # bound on each API call and credential plugin run
 ///   pricing:                          # $/hour, all default 0
 ///     gpu_hour: {L4: 0.25, H100: 2.0}
 ///     vcpu_hour: 0.01
 ///     memory_gib_hour: 0.001
 /// ```
+///
+/// Durations are seconds or a number with a unit (`250ms`, `30s`, `5m`, `2h`), more than 0
+/// and at most 30 days.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with contexts, namespace, pricing, provision_timeout, request_timeout or kubeconfig"
+)]
 pub struct KubernetesConfig {
     /// Kubeconfig contexts to use, in order; empty: the current context.
     #[serde(default)]
     pub contexts: Vec<String>,
-    /// Namespace for everything skyplan creates; default `default`.
-    #[serde(default)]
+    /// Namespace for everything skyplan creates; default `default`. Checked to be an RFC 1123
+    /// label ([`check_namespace`]).
+    #[serde(default, deserialize_with = "namespace_opt")]
     pub namespace: Option<String>,
     /// Internal prices.
     #[serde(default)]
     pub pricing: Pricing,
     /// How long a pod may stay unbound before the context is given up (default 10 s).
-    #[serde(default, deserialize_with = "duration_opt")]
+    #[serde(default, deserialize_with = "provision_timeout_opt")]
     pub provision_timeout: Option<Duration>,
+    /// Bound on each Kubernetes API call: connecting, running the kubeconfig's credential
+    /// plugin, and the API server's answer (default 20 s).
+    #[serde(default, deserialize_with = "request_timeout_opt")]
+    pub request_timeout: Option<Duration>,
     /// Kubeconfig file to read instead of `KUBECONFIG` / `~/.kube/config`.
     #[serde(default)]
     pub kubeconfig: Option<PathBuf>,
+}
+
+/// The whole `config.yaml`: only the `kubernetes:` section is read here.
+#[derive(Deserialize)]
+#[serde(expecting = "a mapping of sections such as `kubernetes:`")]
+struct ConfigFile {
+    #[serde(default)]
+    kubernetes: Option<KubernetesConfig>,
 }
 
 impl KubernetesConfig {
@@ -116,20 +149,25 @@ impl KubernetesConfig {
         self.provision_timeout.unwrap_or(DEFAULT_PROVISION_TIMEOUT)
     }
 
+    /// The bound on one API call (default 20 s).
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT)
+    }
+
     /// Parses the `kubernetes:` section of a whole `config.yaml` text; `None` when the file has
-    /// no such section. `file` names the file in errors.
+    /// no such section. `file` names the file in errors, which read
+    /// `FILE:LINE:COLUMN: kubernetes.FIELD: what was expected`.
     pub fn from_config_yaml(text: &str, file: &str) -> Result<Option<Self>, ProviderError> {
-        #[derive(Deserialize)]
-        struct ConfigFile {
-            #[serde(default)]
-            kubernetes: Option<KubernetesConfig>,
-        }
         if text.trim().is_empty() {
             return Ok(None);
         }
+        let options = serde_saphyr::options! {
+            // `.nan` and `.inf` reach the field's own check, which names the field and the range.
+            non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::AsString,
+        };
         let parsed: ConfigFile =
-            serde_saphyr::from_str(text).map_err(|err| ProviderError::InvalidRequest {
-                message: format!("{file}: {err}"),
+            serde_saphyr::from_str_with_options(text, options).map_err(|err| ProviderError::InvalidRequest {
+                message: yaml_error_message(&err, file),
             })?;
         Ok(parsed.kubernetes)
     }
@@ -137,12 +175,70 @@ impl KubernetesConfig {
     /// Reads `home/config.yaml`; `Ok(None)` when the file or its `kubernetes:` section is absent.
     pub fn load(home: &Path) -> Result<Option<Self>, ProviderError> {
         let path = home.join("config.yaml");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Self::from_config_yaml(&text, &path.display().to_string()),
+        match std::fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => Self::from_config_yaml(&text, &path.display().to_string()),
+                Err(_) => Err(ProviderError::InvalidRequest {
+                    message: format!("{}: the file is not UTF-8 text", path.display()),
+                }),
+            },
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(ProviderError::io(format!("reading {}", path.display()), err)),
         }
     }
+}
+
+/// `FILE:LINE:COLUMN: message` for a YAML error, in serde-saphyr's user wording without its
+/// source snippet (control characters flattened, so one error is one line).
+pub(crate) fn yaml_error_message(error: &serde_saphyr::Error, file: &str) -> String {
+    let inner = error.without_snippet();
+    let location = inner.location().or_else(|| error.location());
+    let message: String = UserMessageFormatter
+        .format_message(inner)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match location.filter(|l| l.line() > 0) {
+        Some(l) if l.column() > 0 => format!("{file}:{}:{}: {message}", l.line(), l.column()),
+        Some(l) => format!("{file}:{}: {message}", l.line()),
+        None => format!("{file}: {message}"),
+    }
+}
+
+/// Checks a Kubernetes namespace name: an RFC 1123 label (at most 63 characters, lower-case
+/// letters, digits and `-`, starting and ending with a letter or digit).
+///
+/// ```
+/// # #[cfg(feature = "kubernetes")] {
+/// use skyplan_providers::kubernetes::config::check_namespace;
+/// assert!(check_namespace("team-a").is_ok());
+/// assert!(check_namespace("../x").unwrap_err().contains("RFC 1123"));
+/// # }
+/// ```
+pub fn check_namespace(name: &str) -> Result<(), String> {
+    const RULE: &str = "a namespace must be an RFC 1123 label: 1 to 63 lower-case letters, digits or \
+                        '-', starting and ending with a letter or digit";
+    let shown: String = name.chars().take(70).collect();
+    let shown = if shown.len() < name.len() {
+        format!("{:?}... ({} characters)", shown, name.chars().count())
+    } else {
+        format!("{name:?}")
+    };
+    if name.is_empty() {
+        return Err(format!("namespace is empty; {RULE}"));
+    }
+    if name.len() > 63 {
+        return Err(format!("namespace {shown} is longer than 63 characters; {RULE}"));
+    }
+    let valid_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let ends_ok = name.bytes().next().is_some_and(alnum) && name.bytes().last().is_some_and(alnum);
+    if !valid_chars || !ends_ok {
+        return Err(format!("namespace {shown} is not valid; {RULE}"));
+    }
+    Ok(())
 }
 
 /// Where kubectl would read its kubeconfig: every path in `KUBECONFIG` (`:`-separated) that is
@@ -165,7 +261,7 @@ fn decimal_from_text(text: &str) -> Result<Decimal, String> {
     text.trim()
         .parse::<Decimal>()
         .or_else(|_| Decimal::from_scientific(text.trim()))
-        .map_err(|_| format!("{text:?} is not a price"))
+        .map_err(|_| format!("{text:?} is not a price (expected a number of $/hour, e.g. 0.25)"))
         .and_then(|d| {
             if d.is_sign_negative() {
                 Err(format!("price {text} is negative"))
@@ -181,67 +277,86 @@ fn decimal_from_text(text: &str) -> Result<Decimal, String> {
         })
 }
 
-/// A number or numeric string, parsed exactly (no float rounding).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumberOrText {
-    Int(u64),
-    Float(f64),
-    Text(String),
-}
+/// A scalar number or string, kept as text: prices are parsed exactly (no float rounding) and
+/// durations by the shared parser. Floats print in the shortest form that reads back
+/// (`1e20`, not twenty-one digits).
+struct ScalarText(String);
 
-impl NumberOrText {
-    fn text(self) -> String {
-        match self {
-            NumberOrText::Int(n) => n.to_string(),
-            NumberOrText::Float(f) => f.to_string(),
-            NumberOrText::Text(t) => t,
+impl<'de> Deserialize<'de> for ScalarText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl Visitor<'_> for TextVisitor {
+            type Value = ScalarText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number or a string")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_u128<E>(self, v: u128) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_i128<E>(self, v: i128) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<ScalarText, E> {
+                let text = if v != 0.0 && !(1e-4..1e15).contains(&v.abs()) {
+                    format!("{v:e}")
+                } else {
+                    v.to_string()
+                };
+                Ok(ScalarText(text))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
         }
+        d.deserialize_any(TextVisitor)
     }
 }
 
 fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-    decimal_from_text(&NumberOrText::deserialize(d)?.text()).map_err(serde::de::Error::custom)
+    decimal_from_text(&ScalarText::deserialize(d)?.0).map_err(de::Error::custom)
 }
 
 fn decimal_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Decimal>, D::Error> {
-    let raw = BTreeMap::<String, NumberOrText>::deserialize(d)?;
+    let raw = BTreeMap::<String, ScalarText>::deserialize(d)?;
     let mut out = BTreeMap::new();
     for (name, value) in raw {
-        let price =
-            decimal_from_text(&value.text()).map_err(|e| serde::de::Error::custom(format!("{name}: {e}")))?;
+        let price = decimal_from_text(&value.0).map_err(|e| de::Error::custom(format!("{name}: {e}")))?;
         let key = skyplan_catalog::canonical_accelerator_with_memory(&name, None).unwrap_or(name);
         out.insert(key, price);
     }
     Ok(out)
 }
 
-/// Seconds as a number, or a string with an `s`/`m` suffix.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (text, 1.0)
+/// A duration field: the shared bounded parser, positive, the field named in the error.
+fn duration_field<'de, D: Deserializer<'de>>(d: D, field: &str) -> Result<Option<Duration>, D::Error> {
+    let Some(raw) = Option::<ScalarText>::deserialize(d)? else {
+        return Ok(None);
     };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (seconds, or e.g. \"10s\", \"2m\")"))?;
-    if !value.is_finite() || value < 0.0 {
-        return Err(format!("{text:?} is not a duration"));
-    }
-    Ok(Duration::from_secs_f64(value * scale))
+    skyplan_spec::duration::parse_positive_duration(&raw.0)
+        .map(Some)
+        .map_err(|err| de::Error::custom(format!("kubernetes.{field}: {err}")))
 }
 
-fn duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let raw = Option::<NumberOrText>::deserialize(d)?;
-    raw.map(|r| parse_duration(&r.text()).map_err(serde::de::Error::custom))
-        .transpose()
+fn provision_timeout_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration_field(d, "provision_timeout")
+}
+
+fn request_timeout_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration_field(d, "request_timeout")
+}
+
+fn namespace_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let Some(name) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    check_namespace(&name).map_err(|err| de::Error::custom(format!("kubernetes.namespace: {err}")))?;
+    Ok(Some(name))
 }
 
 #[cfg(test)]
@@ -315,10 +430,56 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("soon").is_err());
+    fn durations_go_through_the_bounded_parser_and_name_the_line() {
+        for value in ["1e20", "18446744073709551616", "'1e18m'", "1e300", "-3", "0", ".nan", "soon"] {
+            let yaml = format!("kubernetes:\n  contexts: [a]\n  provision_timeout: {value}\n");
+            let err = KubernetesConfig::from_config_yaml(&yaml, "/h/config.yaml")
+                .expect_err(value)
+                .to_string();
+            assert!(err.contains("/h/config.yaml:3:"), "{value}: {err}");
+            assert!(err.contains("kubernetes.provision_timeout"), "{value}: {err}");
+            assert!(err.contains("30 days"), "{value}: {err}");
+        }
+        let config = KubernetesConfig::from_config_yaml("kubernetes:\n  request_timeout: 1.5s\n", "c.yaml")
+            .expect("valid")
+            .expect("section");
+        assert_eq!(config.request_timeout(), Duration::from_millis(1500));
+        assert_eq!(config.provision_timeout(), DEFAULT_PROVISION_TIMEOUT);
+    }
+
+    #[test]
+    fn namespaces_are_rfc_1123_labels() {
+        let long = "a".repeat(300);
+        for bad in ["''", "UPPER_case", long.as_str(), "../x", "-a", "a-", "\"a b\""] {
+            let yaml = format!("kubernetes:\n  namespace: {bad}\n");
+            let err = KubernetesConfig::from_config_yaml(&yaml, "c.yaml")
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("RFC 1123") && err.contains("c.yaml:2:"), "{bad}: {err}");
+            assert!(err.len() < 400, "{err}");
+        }
+        for good in ["default", "team-a", "a", "0abc9"] {
+            assert!(check_namespace(good).is_ok(), "{good}");
+        }
+        assert!(check_namespace(&"a".repeat(63)).is_ok());
+    }
+
+    #[test]
+    fn errors_do_not_leak_internal_names() {
+        for yaml in [
+            "- a\n",
+            "kubernetes: 5\n",
+            "kubernetes:\n  pricing: [1]\n",
+            "kubernetes:\n  pricing: {vcpu_hour: [1]}\n",
+            "kubernetes:\n  provision_timeout: [1]\n",
+        ] {
+            let err = KubernetesConfig::from_config_yaml(yaml, "c.yaml")
+                .expect_err(yaml)
+                .to_string();
+            for internal in ["untagged", "ConfigFile", "KubernetesConfig", "ScalarText", "Pricing"] {
+                assert!(!err.contains(internal), "{yaml}: {err}");
+            }
+            assert!(err.contains("c.yaml"), "{err}");
+        }
     }
 }

@@ -18,7 +18,9 @@
 //! Kubernetes API errors map to [`ProviderError`] in [`map_error`] and nowhere else.
 
 pub mod capacity;
+mod client;
 pub mod config;
+mod credential;
 mod labels;
 pub mod render;
 mod shape;
@@ -32,14 +34,16 @@ use async_trait::async_trait;
 use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::Kubeconfig;
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
 pub use capacity::{
     GpuLabel, NodeFree, context_offers, detect_gpu, fit_error, free_capacity, gpu_node_label,
 };
-pub use config::{KubernetesConfig, Pricing, kubeconfig_paths};
+pub use client::check_server_url;
+pub use config::{KubernetesConfig, Pricing, check_namespace, kubeconfig_paths};
+
+use client::{ClientCell, KubeconfigSources};
 pub use labels::{RESERVED_PREFIX, check_labels};
 pub use render::{Manifests, RenderOptions, build_manifests, render_manifests};
 pub use shape::{DEFAULT_GPU_LABEL, PodShape, task_placement};
@@ -57,8 +61,9 @@ pub const KUBERNETES: &str = "kubernetes";
 pub struct KubernetesProvider {
     config: KubernetesConfig,
     kubeconfig: Kubeconfig,
+    sources: KubeconfigSources,
     contexts: Vec<String>,
-    clients: BTreeMap<String, OnceCell<kube::Client>>,
+    clients: BTreeMap<String, ClientCell>,
     /// What each provision under way waits for (see [`Provider::wait_note`]).
     waits: std::sync::Mutex<BTreeMap<String, String>>,
 }
@@ -69,14 +74,24 @@ impl std::fmt::Debug for KubernetesProvider {
             .field("contexts", &self.contexts)
             .field("namespace", &self.config.namespace())
             .field("provision_timeout", &self.config.provision_timeout())
+            .field("request_timeout", &self.config.request_timeout())
             .finish_non_exhaustive()
     }
 }
 
 impl KubernetesProvider {
     /// A provider for `config` over `kubeconfig`. Fails when a listed context is not in the
-    /// kubeconfig, or when none is listed and the kubeconfig has no current context.
+    /// kubeconfig, or when none is listed and the kubeconfig has no current context, or when a
+    /// context's cluster or its `server:` URL is unusable (see [`check_server_url`]).
     pub fn new(config: KubernetesConfig, kubeconfig: Kubeconfig) -> Result<Self, ProviderError> {
+        Self::with_sources(config, kubeconfig, KubeconfigSources::default())
+    }
+
+    fn with_sources(
+        config: KubernetesConfig,
+        kubeconfig: Kubeconfig,
+        sources: KubeconfigSources,
+    ) -> Result<Self, ProviderError> {
         let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
         let contexts = if config.contexts.is_empty() {
             match kubeconfig.current_context.as_deref() {
@@ -100,10 +115,14 @@ impl KubernetesProvider {
                 });
             }
         }
-        let clients = contexts.iter().map(|c| (c.clone(), OnceCell::new())).collect();
+        for context in &contexts {
+            client::check_context(&kubeconfig, &sources, context)?;
+        }
+        let clients = contexts.iter().map(|c| (c.clone(), ClientCell::default())).collect();
         Ok(KubernetesProvider {
             config,
             kubeconfig,
+            sources,
             contexts,
             clients,
             waits: std::sync::Mutex::new(BTreeMap::new()),
@@ -120,18 +139,7 @@ impl KubernetesProvider {
             Some(path) => vec![path],
             None => kubeconfig_paths(),
         };
-        let mut merged: Option<Kubeconfig> = None;
-        for path in paths.iter().filter(|p| p.is_file()) {
-            let next = Kubeconfig::read_from(path).map_err(|err| ProviderError::InvalidRequest {
-                message: format!("kubeconfig {}: {err}", path.display()),
-            })?;
-            merged = Some(match merged {
-                None => next,
-                Some(current) => current.merge(next).map_err(|err| ProviderError::InvalidRequest {
-                    message: format!("kubeconfig {}: {err}", path.display()),
-                })?,
-            });
-        }
+        let merged = client::load_kubeconfigs(&paths)?;
         match (section, merged) {
             (None, None) => Ok(None),
             (Some(_), None) => Err(ProviderError::InvalidRequest {
@@ -144,7 +152,9 @@ impl KubernetesProvider {
                         .join(", ")
                 ),
             }),
-            (section, Some(kubeconfig)) => Self::new(section.unwrap_or_default(), kubeconfig).map(Some),
+            (section, Some((kubeconfig, sources))) => {
+                Self::with_sources(section.unwrap_or_default(), kubeconfig, sources).map(Some)
+            }
         }
     }
 
@@ -168,20 +178,13 @@ impl KubernetesProvider {
                     self.contexts.join(", ")
                 ),
             })?;
-        cell.get_or_try_init(|| async {
-            let options = KubeConfigOptions {
-                context: Some(context.to_string()),
-                ..Default::default()
-            };
-            let config = kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &options)
-                .await
-                .map_err(|err| ProviderError::Auth {
-                    message: format!("kubernetes context {context}: {err}"),
-                })?;
-            kube::Client::try_from(config).map_err(|err| map_error(context, "creating a client", err))
-        })
+        cell.get(
+            &self.kubeconfig,
+            &self.sources,
+            context,
+            self.config.request_timeout(),
+        )
         .await
-        .cloned()
     }
 
     async fn pods(&self, context: &str) -> Result<Api<Pod>, ProviderError> {
@@ -591,6 +594,18 @@ pub fn map_error(context: &str, what: &str, err: kube::Error) -> ProviderError {
         }
         kube::Error::Auth(err) => ProviderError::Auth {
             message: format!("context {context}: {err}"),
+        },
+        kube::Error::Service(err) => match client::timed_out(&*err) {
+            Some(timed_out) => ProviderError::Timeout {
+                what: format!(
+                    "context {context}: {what}: an answer from the API server at {} (kubernetes.request_timeout in config.yaml)",
+                    timed_out.server
+                ),
+                seconds: timed_out.timeout.as_secs_f64(),
+            },
+            None => ProviderError::Transient {
+                message: format!("context {context}: {what}: {err}"),
+            },
         },
         other => ProviderError::Transient {
             message: format!("context {context}: {what}: {other}"),
