@@ -270,7 +270,22 @@ pub fn status_table(report: &skyplan_providers::StatusReport) -> String {
             names.join(", ")
         ));
     }
+    if !report.unlisted.is_empty() {
+        out.push_str("\n\n");
+        out.push_str(&unlisted_text(report));
+    }
     out
+}
+
+/// The providers `status` could not list, one line each with why (their clusters are unknown,
+/// not absent); empty when every provider answered.
+pub fn unlisted_text(report: &skyplan_providers::StatusReport) -> String {
+    report
+        .unlisted
+        .iter()
+        .map(|u| format!("{}: could not list its clusters: {}", u.provider, u.reason))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn ago(unix: i64) -> String {

@@ -113,7 +113,7 @@ fn flag_errors_blame_their_own_flag_and_hide_values() {
 fn time_limits_beyond_the_bound_name_the_flag_and_the_range() {
     let task = task_file("time-limit.yaml", "run: echo hi\n");
     for value in ["1e20", "0", "-3", "NaN", "inf", "31d", "soon"] {
-        let run = dryrun(&task, &["--time-limit", value]);
+        let run = dryrun(&task, &[&format!("--time-limit={value}")]);
         fails_with(&run, "--time-limit");
         assert!(run.stderr.contains("30 days") || run.stderr.contains("duration"), "{}", run.stderr);
     }

@@ -27,7 +27,14 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     if cli.json {
         super::print_json(&report)?;
     } else if report.clusters.is_empty() && report.unrecorded.is_empty() {
-        super::print_text("No clusters.")?;
+        if report.unlisted.is_empty() {
+            super::print_text("No clusters.")?;
+        } else {
+            super::print_text(&format!(
+                "No clusters recorded.\n{}",
+                skyplan::render::unlisted_text(&report)
+            ))?;
+        }
     } else {
         super::print_text(&skyplan::render::status_table(&report))?;
     }

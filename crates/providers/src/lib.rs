@@ -75,7 +75,7 @@ pub use kubernetes::{KUBERNETES, KubernetesConfig, KubernetesProvider};
 pub use launcher::{
     Attempt, Backoff, ClusterView, DisabledCloud, DownOutcome, LaunchError, LaunchEvent, LaunchOutcome,
     LaunchPlan, LaunchRequest, LaunchTask, Launcher, LineProgress, NoProgress, PipelineRequest, PipelineRun,
-    Progress, Providers, ShownState, StatusReport, TaskProgress, check_cluster_name, describe_action,
+    Progress, Providers, ShownState, StatusReport, TaskProgress, Unlisted, check_cluster_name, describe_action,
     describe_placement, refresh_cluster, status_report, teardown_cluster,
 };
 #[cfg(feature = "local")]

@@ -516,8 +516,8 @@ pub trait Provider: Send + Sync {
 
 /// Stands in for a provider that is configured but unusable (a kubeconfig context missing, a
 /// broken `config.yaml`, a bad AWS setting): `offers`, `check` and `provision` answer with the
-/// reason, so that `skyplan check` and launches say why; `list` answers the reason too (what it
-/// holds cannot be known), and `teardown` finds nothing.
+/// reason, so that `skyplan check` and launches say why; `status`, `list`, `logs` and `teardown`
+/// answer the reason too (what it holds cannot be known).
 #[derive(Debug, Clone)]
 pub struct UnavailableProvider {
     id: String,
@@ -554,20 +554,21 @@ impl Provider for UnavailableProvider {
         })
     }
 
-    async fn status(&self, cluster: ClusterRef<'_>) -> Result<ClusterStatus, ProviderError> {
-        Err(ProviderError::cluster_not_found(cluster.name))
-    }
-
-    async fn list(&self) -> Result<Vec<ClusterSummary>, ProviderError> {
-        // What it holds cannot be known: `down --all` must not say everything is gone.
+    // What it holds cannot be known: `status` says UNKNOWN with the reason, and `down` must not
+    // say anything is gone.
+    async fn status(&self, _cluster: ClusterRef<'_>) -> Result<ClusterStatus, ProviderError> {
         Err(self.reason.clone())
     }
 
-    async fn logs(&self, cluster: ClusterRef<'_>, _options: &LogOptions) -> Result<LogStream, ProviderError> {
-        Err(ProviderError::cluster_not_found(cluster.name))
+    async fn list(&self) -> Result<Vec<ClusterSummary>, ProviderError> {
+        Err(self.reason.clone())
+    }
+
+    async fn logs(&self, _cluster: ClusterRef<'_>, _options: &LogOptions) -> Result<LogStream, ProviderError> {
+        Err(self.reason.clone())
     }
 
     async fn teardown(&self, _cluster: ClusterRef<'_>) -> Result<TeardownOutcome, ProviderError> {
-        Ok(TeardownOutcome::AlreadyGone)
+        Err(self.reason.clone())
     }
 }

@@ -60,7 +60,7 @@ impl KubeconfigSources {
     }
 
     /// `kubeconfig FILE` for an entry, or the files read when the entry's origin is unknown.
-    fn file(&self, found: Option<&PathBuf>) -> String {
+    pub(crate) fn file(&self, found: Option<&PathBuf>) -> String {
         match found {
             Some(path) => format!("kubeconfig {}", path.display()),
             None if self.files.is_empty() => "the kubeconfig".to_string(),
@@ -174,7 +174,7 @@ pub(crate) fn check_context(
     Ok(())
 }
 
-pub(super) fn shorten(text: &str) -> String {
+pub(crate) fn shorten(text: &str) -> String {
     let short: String = text.chars().take(80).map(|c| if c.is_control() { ' ' } else { c }).collect();
     if short.len() < text.len() {
         format!("{short}...")

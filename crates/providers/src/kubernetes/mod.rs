@@ -98,7 +98,10 @@ impl KubernetesProvider {
                 Some(current) if !current.is_empty() => vec![current.to_string()],
                 _ => {
                     return Err(ProviderError::InvalidRequest {
-                        message: "kubernetes: no contexts listed in config.yaml and the kubeconfig has no current-context".to_string(),
+                        message: format!(
+                            "{}: no current-context, and config.yaml lists no kubernetes.contexts (expected one of them to name a context)",
+                            sources.file(None)
+                        ),
                     });
                 }
             }
@@ -109,8 +112,10 @@ impl KubernetesProvider {
             if !known.contains(&context.as_str()) {
                 return Err(ProviderError::InvalidRequest {
                     message: format!(
-                        "kubernetes: context {context:?} (config.yaml) is not in the kubeconfig; it has [{}]",
-                        known.join(", ")
+                        "kubernetes: context {context:?} ({}) is not in {}; it has [{}]",
+                        if config.contexts.is_empty() { "its current-context" } else { "kubernetes.contexts in config.yaml" },
+                        sources.file(None),
+                        known.iter().map(|k| client::shorten(k)).collect::<Vec<_>>().join(", ")
                     ),
                 });
             }

@@ -249,7 +249,7 @@ pub fn build_manifests(
             env.push(json!({"name": name, "value": value}));
         }
         for (name, value) in &task.envs {
-            env.push(json!({"name": name, "value": value}));
+            env.push(json!({"name": name, "value": escape_expansion(value)}));
         }
         for name in task.secrets.keys() {
             env.push(json!({"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name(cluster), "key": name}}}));
@@ -257,7 +257,7 @@ pub fn build_manifests(
         let mut container = json!({
             "name": CONTAINER,
             "image": image,
-            "command": ["bash", "-c", script],
+            "command": ["bash", "-c", escape_expansion(&script)],
             "env": env,
             "resources": resources,
             "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
@@ -415,6 +415,13 @@ fn scrub(value: &mut Value, task: &TaskRun) {
     }
 }
 
+/// `text` with every `$` doubled, so that the kubelet's `$(VAR)` expansion of `command` and env
+/// values (where `$$` stands for `$`) hands bash exactly what the task wrote: `$$`, `$(date)` and
+/// `$(HOME)` reach the shell unchanged.
+fn escape_expansion(text: &str) -> String {
+    text.replace('$', "$$")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,3 +542,4 @@ mod tests {
         assert_eq!(memory_quantity(0.5), "512Mi");
     }
 }
+

@@ -174,6 +174,18 @@ pub struct StatusReport {
     /// Clusters providers hold that the store does not know (crashed launches); `down` removes
     /// them.
     pub unrecorded: Vec<ClusterSummary>,
+    /// Providers that could not list what they hold, with why: their unrecorded clusters are
+    /// unknown, not absent.
+    pub unlisted: Vec<Unlisted>,
+}
+
+/// A provider whose clusters could not be listed (see [`StatusReport::unlisted`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Unlisted {
+    /// The provider (cloud) id.
+    pub provider: String,
+    /// Why it could not list.
+    pub reason: String,
 }
 
 /// Reads every recorded cluster's live status from its provider (updating recorded jobs), and
@@ -186,14 +198,22 @@ pub async fn status_report(store: &StateStore, providers: &Providers) -> Result<
     }
     let known: BTreeSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
     let mut unrecorded = Vec::new();
+    let mut unlisted = Vec::new();
     for provider in providers.values() {
-        if let Ok(clusters) = provider.list().await {
-            unrecorded.extend(clusters.into_iter().filter(|c| !known.contains(c.name.as_str())));
+        match provider.list().await {
+            Ok(clusters) => {
+                unrecorded.extend(clusters.into_iter().filter(|c| !known.contains(c.name.as_str())))
+            }
+            Err(err) => unlisted.push(Unlisted {
+                provider: provider.id().to_string(),
+                reason: err.to_string(),
+            }),
         }
     }
     Ok(StatusReport {
         clusters: views,
         unrecorded,
+        unlisted,
     })
 }
 
