@@ -115,12 +115,47 @@ fn time_limits_beyond_the_bound_name_the_flag_and_the_range() {
     for value in ["1e20", "0", "-3", "NaN", "inf", "31d", "soon"] {
         let run = dryrun(&task, &[&format!("--time-limit={value}")]);
         fails_with(&run, "--time-limit");
-        assert!(run.stderr.contains("30 days") || run.stderr.contains("duration"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("30 days") || run.stderr.contains("duration"),
+            "{}",
+            run.stderr
+        );
     }
     for value in ["1.5", "500ms", "2m"] {
         let run = dryrun(&task, &["--time-limit", value]);
         assert_eq!(run.code, 0, "--time-limit {value}: {}", run.stderr);
     }
+}
+
+#[test]
+fn unknown_accelerators_are_located_said_once_and_cut_short() {
+    let task = task_file(
+        "l5.yaml",
+        "name: t\nresources:\n  accelerators: L5\nrun: echo hi\n",
+    );
+    let run = dryrun(&task, &[]);
+    fails_with(&run, "unknown accelerator \"L5\"");
+    let at = format!("{}:3:17: resources.accelerators:", task.display());
+    assert!(run.stderr.contains(&at), "{at:?} not in {}", run.stderr);
+    let huge = "Q".repeat(1 << 20);
+    let task = task_file(
+        "huge-acc.yaml",
+        &format!("resources:\n  accelerators: {huge}\nrun: echo hi\n"),
+    );
+    let started = std::time::Instant::now();
+    let run = dryrun(&task, &[]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    fails_with(&run, "with a NAME of at most 64 characters");
+    assert!(
+        run.stderr.len() < 1000,
+        "{} bytes: {}",
+        run.stderr.len(),
+        &run.stderr[..300.min(run.stderr.len())]
+    );
 }
 
 #[test]

@@ -58,13 +58,25 @@ fn config(home: &Path, kubeconfig: &Path, extra: &str) {
 
 fn task(home: &Path) -> String {
     let path = home.join("task.yaml");
-    std::fs::write(&path, "resources:\n  infra: kubernetes\n  cpus: 1\nrun: echo hi\n").unwrap();
+    std::fs::write(
+        &path,
+        "resources:\n  infra: kubernetes\n  cpus: 1\nrun: echo hi\n",
+    )
+    .unwrap();
     path.display().to_string()
 }
 
 #[test]
 fn provision_timeouts_beyond_the_bound_name_the_file_and_field() {
-    for value in ["1e20", "18446744073709551616", "'1e18m'", "1e300", "-5", ".nan", "soon"] {
+    for value in [
+        "1e20",
+        "18446744073709551616",
+        "'1e18m'",
+        "1e300",
+        "-5",
+        ".nan",
+        "soon",
+    ] {
         let home = temp_dir("kube-timeout");
         let kubeconfig = kubeconfig(&home, "https://127.0.0.1:1", "{}");
         config(&home, &kubeconfig, &format!("  provision_timeout: {value}\n"));
@@ -238,11 +250,18 @@ fn down_all_with_a_damaged_store_removes_a_running_kubesim_cluster() {
     sim.write_kubeconfig(&kubeconfig).unwrap();
     std::fs::write(
         home.join("config.yaml"),
-        format!("kubernetes:\n  kubeconfig: {}\n  contexts: [open]\n", kubeconfig.display()),
+        format!(
+            "kubernetes:\n  kubeconfig: {}\n  contexts: [open]\n",
+            kubeconfig.display()
+        ),
     )
     .unwrap();
     let pid = launch_sleeper(&home, "kept");
-    std::fs::write(home.join("state.db"), b"this is not a database, it is a test".repeat(200)).unwrap();
+    std::fs::write(
+        home.join("state.db"),
+        b"this is not a database, it is a test".repeat(200),
+    )
+    .unwrap();
     let down = run(&home, &["down", "--all"]);
     assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
     assert!(down.stderr.contains("moved it aside"), "{}", down.stderr);
@@ -283,7 +302,10 @@ fn skyplan_kubesim_kills_its_pod_processes_on_sigterm() {
     assert!(banner.contains("simulator"), "{banner}");
     std::fs::write(
         home.join("config.yaml"),
-        format!("kubernetes:\n  kubeconfig: {}\n  contexts: [open]\n", kubeconfig.display()),
+        format!(
+            "kubernetes:\n  kubeconfig: {}\n  contexts: [open]\n",
+            kubeconfig.display()
+        ),
     )
     .unwrap();
     let pid = launch_sleeper(&home, "orphan");

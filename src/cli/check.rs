@@ -14,10 +14,14 @@ pub fn run(cli: &Cli, _args: &Args) -> anyhow::Result<ExitCode> {
     let checks = skyplan::launch::check_providers(&home)?;
     // Failure when a configured backend cannot be used (a broken config, an unreachable API).
     let backends = skyplan::launch::backends(&home);
-    let failed = checks.iter().any(|c| {
-        !c.usable && (backends.unusable.contains_key(&c.cloud) || backends.is_enabled(&c.cloud))
-    });
-    let code = if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+    let failed = checks
+        .iter()
+        .any(|c| !c.usable && (backends.unusable.contains_key(&c.cloud) || backends.is_enabled(&c.cloud)));
+    let code = if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    };
     if cli.json {
         super::print_json(&checks)?;
         return Ok(code);

@@ -1,13 +1,11 @@
 //! `skyplan launch TASK.yaml` (and `skyplan optimize`): parse the task file, apply command-line
 //! overrides, plan the cheapest feasible placement, and (without `--dryrun`) run it.
 
+use skyplan::optimizer::spec::duration::parse_positive_duration;
+use skyplan::optimizer::spec::{TaskOverrides, parse_env_override, parse_secret_override, parse_task_file};
+use skyplan::optimizer::{Objective, Policy};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use skyplan::optimizer::spec::duration::parse_positive_duration;
-use skyplan::optimizer::spec::{
-    TaskOverrides, parse_env_override, parse_secret_override, parse_task_file,
-};
-use skyplan::optimizer::{Objective, Policy};
 
 use super::Cli;
 

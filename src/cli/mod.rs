@@ -102,7 +102,12 @@ pub fn main() -> ExitCode {
         Err(err) => {
             let mut message = format!("error: {err}");
             for cause in err.chain().skip(1) {
-                message.push_str(&format!("\n  caused by: {cause}"));
+                // An error that already says its cause (`{source}` in its message) is not
+                // followed by the same words again.
+                let cause = cause.to_string();
+                if !message.contains(&cause) {
+                    message.push_str(&format!("\n  caused by: {cause}"));
+                }
             }
             let _ = writeln!(std::io::stderr(), "{message}");
             ExitCode::FAILURE

@@ -180,6 +180,10 @@ fn from_product_string(name: &str) -> Option<String> {
 
 /// The known name closest to `name`, for "did you mean" hints.
 pub fn closest_accelerator<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    // No accelerator name is this long: no hint, and no time spent comparing a huge value.
+    if name.len() > 64 {
+        return None;
+    }
     let lower = name.to_ascii_lowercase();
     candidates
         .into_iter()

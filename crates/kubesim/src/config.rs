@@ -95,7 +95,7 @@ impl ClustersFile {
     fn parse(yaml: &str, origin: &str) -> Result<Self> {
         let file: Self = serde_saphyr::from_str(yaml).map_err(|e| Error::ParseClusters {
             path: origin.to_owned(),
-            message: e.to_string(),
+            message: user_message(&e),
         })?;
         file.validate(origin)?;
         Ok(file)
@@ -204,6 +204,26 @@ pub(crate) fn is_dns_subdomain(name: &str) -> bool {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
+}
+
+/// A YAML error in the user's words: `line L column C: what`, one line, without the library's
+/// source snippet or its internal names.
+fn user_message(error: &serde_saphyr::Error) -> String {
+    use serde_saphyr::{MessageFormatter, UserMessageFormatter};
+    let inner = error.without_snippet();
+    let message: String = UserMessageFormatter
+        .format_message(inner)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match inner
+        .location()
+        .or_else(|| error.location())
+        .filter(|l| l.line() > 0)
+    {
+        Some(l) => format!("line {} column {}: {message}", l.line(), l.column()),
+        None => message,
+    }
 }
 
 #[cfg(test)]

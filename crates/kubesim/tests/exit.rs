@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use kube::api::{Api, LogParams};
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, LogParams};
 use serde_json::json;
 
 use crate::util::{WAIT, create, phase, pod, pods, start, wait_for};

@@ -237,10 +237,7 @@ pub fn candidates<'a>(
 /// let err = check_accelerators(&catalog, &bad).unwrap_err().to_string();
 /// assert!(err.starts_with("bad.yaml:2:17: resources.accelerators: unknown accelerator \"L5\""), "{err}");
 /// ```
-pub fn check_accelerators(
-    catalog: &Catalog,
-    pipeline: &crate::spec::Pipeline,
-) -> Result<(), OptimizerError> {
+pub fn check_accelerators(catalog: &Catalog, pipeline: &crate::spec::Pipeline) -> Result<(), OptimizerError> {
     for task in &pipeline.tasks {
         for (name, at) in &task.locations.accelerators {
             if let Err(reason) = catalog.resolve_accelerator(name) {

@@ -75,8 +75,8 @@ pub use kubernetes::{KUBERNETES, KubernetesConfig, KubernetesProvider};
 pub use launcher::{
     Attempt, Backoff, ClusterView, DisabledCloud, DownOutcome, LaunchError, LaunchEvent, LaunchOutcome,
     LaunchPlan, LaunchRequest, LaunchTask, Launcher, LineProgress, NoProgress, PipelineRequest, PipelineRun,
-    Progress, Providers, ShownState, StatusReport, TaskProgress, Unlisted, check_cluster_name, describe_action,
-    describe_placement, refresh_cluster, status_report, teardown_cluster,
+    Progress, Providers, ShownState, StatusReport, TaskProgress, Unlisted, check_cluster_name,
+    describe_action, describe_placement, refresh_cluster, status_report, teardown_cluster,
 };
 #[cfg(feature = "local")]
 pub use local::{Gpu, LOCAL, LocalProvider, detect_gpus, machine_offers, parse_nvidia_smi};

@@ -564,7 +564,11 @@ impl Provider for UnavailableProvider {
         Err(self.reason.clone())
     }
 
-    async fn logs(&self, _cluster: ClusterRef<'_>, _options: &LogOptions) -> Result<LogStream, ProviderError> {
+    async fn logs(
+        &self,
+        _cluster: ClusterRef<'_>,
+        _options: &LogOptions,
+    ) -> Result<LogStream, ProviderError> {
         Err(self.reason.clone())
     }
 

@@ -97,7 +97,12 @@ fn config_error_is_located(text: &str) {
             assert!(message.starts_with(FILE), "not located: {message}");
             assert!(!message.contains('\n'), "more than one line: {message}");
             assert!(message.len() < 1200, "too long ({}): {message}", message.len());
-            for internal in ["from_str_multiple", "DuplicateKeyPolicy", "untagged enum", "budget breached"] {
+            for internal in [
+                "from_str_multiple",
+                "DuplicateKeyPolicy",
+                "untagged enum",
+                "budget breached",
+            ] {
                 assert!(!message.contains(internal), "library wording: {message}");
             }
         }
@@ -138,7 +143,9 @@ fn kubeconfig_error_is_located(home: &Path, path: &Path) {
 
 #[test]
 fn the_valid_inputs_load() {
-    let config = KubernetesConfig::from_config_yaml(VALID_CONFIG, FILE).unwrap().unwrap();
+    let config = KubernetesConfig::from_config_yaml(VALID_CONFIG, FILE)
+        .unwrap()
+        .unwrap();
     assert_eq!(config.namespace(), "team-a");
     assert_eq!(config.request_timeout().as_secs(), 5);
     let (home, _) = home_with(VALID_KUBECONFIG.as_bytes());

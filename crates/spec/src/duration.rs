@@ -11,7 +11,7 @@
 //! assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
 //! assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
 //! assert!(matches!(parse_duration("1e20"), Err(DurationError::TooLong { .. })));
-//! assert!(parse_duration("-1").unwrap_err().to_string().contains("at most 30 days"));
+//! assert!(parse_duration("-1").unwrap_err().to_string().contains("from 0 to 30 days"));
 //! ```
 
 use std::time::Duration;
@@ -170,7 +170,10 @@ mod tests {
 
     #[test]
     fn positive_rejects_zero() {
-        assert!(matches!(parse_positive_duration("0s"), Err(DurationError::Zero { .. })));
+        assert!(matches!(
+            parse_positive_duration("0s"),
+            Err(DurationError::Zero { .. })
+        ));
         assert_eq!(parse_positive_duration("1ms"), Ok(Duration::from_millis(1)));
         assert!(matches!(
             duration_from_secs(f64::MAX, "big"),

@@ -37,7 +37,19 @@ impl AwsProvider {
             .send();
         // Newest price per (type, zone).
         let mut newest: BTreeMap<(String, String), (DateTime, Decimal)> = BTreeMap::new();
+        // A cloud that keeps handing out next tokens must not keep us here: at 1000 entries a
+        // page, this bound is far beyond any region's history for one moment.
+        const MAX_PAGES: usize = 1000;
+        let mut read = 0;
         while let Some(page) = pages.next().await {
+            read += 1;
+            if read > MAX_PAGES {
+                return Err(ProviderError::Transient {
+                    message: format!(
+                        "aws {region}: DescribeSpotPriceHistory: still paging after {MAX_PAGES} pages; stopped"
+                    ),
+                });
+            }
             let page = page.map_err(|e| map_sdk_error(region, "DescribeSpotPriceHistory", e))?;
             for entry in page.spot_price_history() {
                 let (Some(kind), Some(zone), Some(price)) = (
@@ -47,12 +59,17 @@ impl AwsProvider {
                 ) else {
                     continue;
                 };
-                let price = Decimal::from_str(price.trim()).map_err(|_| ProviderError::Transient {
-                    message: format!(
-                        "aws {region}: DescribeSpotPriceHistory: price {price:?} of {} in {zone} is not a decimal",
-                        kind.as_str()
-                    ),
-                })?;
+                let price = Decimal::from_str(price.trim())
+                    .ok()
+                    .filter(|p| !p.is_sign_negative() && *p <= skyplan_catalog::money::MAX_HOURLY_PRICE)
+                    .ok_or_else(|| ProviderError::Transient {
+                        message: format!(
+                            "aws {region}: DescribeSpotPriceHistory: price {:?} of {} in {zone} is not a price from 0 to {} $/h",
+                            price.chars().take(40).collect::<String>(),
+                            kind.as_str(),
+                            skyplan_catalog::money::MAX_HOURLY_PRICE
+                        ),
+                    })?;
                 let when = entry.timestamp().copied().unwrap_or(DateTime::from_secs(0));
                 let key = (kind.as_str().to_string(), zone.to_string());
                 match newest.get(&key) {

@@ -64,7 +64,8 @@ pub fn detect_gpu(labels: &BTreeMap<String, String>) -> Option<GpuLabel> {
     })
 }
 
-/// A quantity in base units (cores, bytes, count): `7910m` → 7.91, `27Gi` → 27×2³⁰, `1e3` → 1000.
+/// A quantity in base units (cores, bytes, count): `7910m` → 7.91, `27Gi` → 27×2³⁰, `1e3` → 1000;
+/// `None` for text that is not a finite, non-negative amount (`1e400Gi`, `-4`).
 pub fn parse_quantity(text: &str) -> Option<f64> {
     let text = text.trim();
     let suffixes: [(&str, f64); 13] = [
@@ -84,11 +85,15 @@ pub fn parse_quantity(text: &str) -> Option<f64> {
     ];
     for (suffix, scale) in suffixes {
         if let Some(number) = text.strip_suffix(suffix) {
-            return number.parse::<f64>().ok().map(|n| n * scale);
+            return number
+                .parse::<f64>()
+                .ok()
+                .map(|n| n * scale)
+                .filter(|v| v.is_finite() && *v >= 0.0);
         }
     }
     let value = text.parse::<f64>().ok()?;
-    value.is_finite().then_some(value)
+    (value.is_finite() && value >= 0.0).then_some(value)
 }
 
 fn quantity(map: Option<&BTreeMap<String, Quantity>>, name: &str) -> f64 {
@@ -504,6 +509,8 @@ mod tests {
         assert_eq!(parse_quantity("2"), Some(2.0));
         assert_eq!(parse_quantity("1e3"), Some(1000.0));
         assert_eq!(parse_quantity("lots"), None);
+        assert_eq!(parse_quantity("1e400Gi"), None, "not a finite amount");
+        assert_eq!(parse_quantity("-4"), None, "negative");
     }
 
     #[test]

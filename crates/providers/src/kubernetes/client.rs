@@ -78,7 +78,9 @@ impl KubeconfigSources {
 
 /// Reads and merges the kubeconfig files among `paths` that exist; `Ok(None)` when none does.
 /// An error names the file that could not be read or merged.
-pub(crate) fn load_kubeconfigs(paths: &[PathBuf]) -> Result<Option<(Kubeconfig, KubeconfigSources)>, ProviderError> {
+pub(crate) fn load_kubeconfigs(
+    paths: &[PathBuf],
+) -> Result<Option<(Kubeconfig, KubeconfigSources)>, ProviderError> {
     let mut merged: Option<Kubeconfig> = None;
     let mut sources = KubeconfigSources::default();
     for path in paths.iter().filter(|p| p.is_file()) {
@@ -96,21 +98,20 @@ pub(crate) fn load_kubeconfigs(paths: &[PathBuf]) -> Result<Option<(Kubeconfig, 
 
 /// Reads one kubeconfig file; the error names it.
 pub(crate) fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, ProviderError> {
-    let bytes = std::fs::read(path).map_err(|err| ProviderError::io(format!("reading kubeconfig {}", path.display()), err))?;
+    let bytes = std::fs::read(path)
+        .map_err(|err| ProviderError::io(format!("reading kubeconfig {}", path.display()), err))?;
     let text = String::from_utf8(bytes).map_err(|_| ProviderError::InvalidRequest {
         message: format!("kubeconfig {}: the file is not UTF-8 text", path.display()),
     })?;
     Kubeconfig::from_yaml(&text).map_err(|err| ProviderError::InvalidRequest {
-        message: format!(
-            "kubeconfig {}: {}",
-            path.display(),
-            one_line(&err.to_string())
-        ),
+        message: format!("kubeconfig {}: {}", path.display(), one_line(&err.to_string())),
     })
 }
 
 pub(super) fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Checks what a client for `context` needs from the kubeconfig: the context, its cluster, and
@@ -126,12 +127,7 @@ pub(crate) fn check_context(
         .contexts
         .iter()
         .find(|c| c.name == context)
-        .ok_or_else(|| {
-            invalid(format!(
-                "{}: no context {context:?}",
-                sources.file(None)
-            ))
-        })?;
+        .ok_or_else(|| invalid(format!("{}: no context {context:?}", sources.file(None))))?;
     let context_file = sources.file(sources.contexts.get(context));
     let Some(details) = &named.context else {
         return Err(invalid(format!(
@@ -175,7 +171,11 @@ pub(crate) fn check_context(
 }
 
 pub(crate) fn shorten(text: &str) -> String {
-    let short: String = text.chars().take(80).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let short: String = text
+        .chars()
+        .take(80)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if short.len() < text.len() {
         format!("{short}...")
     } else {
@@ -201,7 +201,10 @@ pub fn check_server_url(url: &str) -> Result<(), String> {
         return Err(format!("no scheme; {EXPECTED}"));
     };
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-        return Err(format!("scheme {:?} is not http or https; {EXPECTED}", shorten(scheme)));
+        return Err(format!(
+            "scheme {:?} is not http or https; {EXPECTED}",
+            shorten(scheme)
+        ));
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
@@ -211,7 +214,11 @@ pub fn check_server_url(url: &str) -> Result<(), String> {
         let Some((inner, after)) = bracketed.split_once(']') else {
             return Err(format!("unclosed '[' in the host; {EXPECTED}"));
         };
-        if inner.is_empty() || !inner.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+        if inner.is_empty()
+            || !inner
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        {
             return Err(format!("{:?} is not an IPv6 address; {EXPECTED}", shorten(inner)));
         }
         match after {
@@ -235,12 +242,18 @@ pub fn check_server_url(url: &str) -> Result<(), String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
     {
-        return Err(format!("host {:?} is not a host name or address; {EXPECTED}", shorten(host)));
+        return Err(format!(
+            "host {:?} is not a host name or address; {EXPECTED}",
+            shorten(host)
+        ));
     }
     if let Some(port) = port
         && !port.parse::<u16>().is_ok_and(|p| p > 0)
     {
-        return Err(format!("port {:?} is not a number from 1 to 65535; {EXPECTED}", shorten(port)));
+        return Err(format!(
+            "port {:?} is not a number from 1 to 65535; {EXPECTED}",
+            shorten(port)
+        ));
     }
     if !rest[authority.len()..].chars().all(|c| c.is_ascii_graphic()) {
         return Err(format!("the URL has spaces or control characters; {EXPECTED}"));
@@ -348,11 +361,10 @@ async fn build_client(
         rebuild_at = credential
             .expires
             .map(|at| at.checked_sub(REFRESH_MARGIN).unwrap_or(SystemTime::UNIX_EPOCH));
-        config.auth_info = static_credentials(&config.auth_info, &credential).map_err(|message| {
-            ProviderError::Auth {
+        config.auth_info =
+            static_credentials(&config.auth_info, &credential).map_err(|message| ProviderError::Auth {
                 message: format!("credential plugin of {owner}: {message}"),
-            }
-        })?;
+            })?;
     }
     config.connect_timeout = Some(timeout);
     config.write_timeout = Some(timeout);

@@ -165,10 +165,11 @@ impl KubernetesConfig {
             // `.nan` and `.inf` reach the field's own check, which names the field and the range.
             non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::AsString,
         };
-        let parsed: ConfigFile =
-            serde_saphyr::from_str_with_options(text, options).map_err(|err| ProviderError::InvalidRequest {
+        let parsed: ConfigFile = serde_saphyr::from_str_with_options(text, options).map_err(|err| {
+            ProviderError::InvalidRequest {
                 message: yaml_error_message(&err, file),
-            })?;
+            }
+        })?;
         Ok(parsed.kubernetes)
     }
 
@@ -431,7 +432,16 @@ mod tests {
 
     #[test]
     fn durations_go_through_the_bounded_parser_and_name_the_line() {
-        for value in ["1e20", "18446744073709551616", "'1e18m'", "1e300", "-3", "0", ".nan", "soon"] {
+        for value in [
+            "1e20",
+            "18446744073709551616",
+            "'1e18m'",
+            "1e300",
+            "-3",
+            "0",
+            ".nan",
+            "soon",
+        ] {
             let yaml = format!("kubernetes:\n  contexts: [a]\n  provision_timeout: {value}\n");
             let err = KubernetesConfig::from_config_yaml(&yaml, "/h/config.yaml")
                 .expect_err(value)
@@ -455,7 +465,10 @@ mod tests {
             let err = KubernetesConfig::from_config_yaml(&yaml, "c.yaml")
                 .expect_err(bad)
                 .to_string();
-            assert!(err.contains("RFC 1123") && err.contains("c.yaml:2:"), "{bad}: {err}");
+            assert!(
+                err.contains("RFC 1123") && err.contains("c.yaml:2:"),
+                "{bad}: {err}"
+            );
             assert!(err.len() < 400, "{err}");
         }
         for good in ["default", "team-a", "a", "0abc9"] {
@@ -476,7 +489,13 @@ mod tests {
             let err = KubernetesConfig::from_config_yaml(yaml, "c.yaml")
                 .expect_err(yaml)
                 .to_string();
-            for internal in ["untagged", "ConfigFile", "KubernetesConfig", "ScalarText", "Pricing"] {
+            for internal in [
+                "untagged",
+                "ConfigFile",
+                "KubernetesConfig",
+                "ScalarText",
+                "Pricing",
+            ] {
                 assert!(!err.contains(internal), "{yaml}: {err}");
             }
             assert!(err.contains("c.yaml"), "{err}");

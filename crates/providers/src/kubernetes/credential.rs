@@ -25,7 +25,11 @@ pub(super) struct PluginCredential {
 /// Runs a kubeconfig `exec` credential plugin as kubectl does (its `args` and `env`,
 /// `KUBERNETES_EXEC_INFO`, never interactive), within `timeout`; on timeout its process group is
 /// killed. `owner` says whose plugin it is, for errors.
-pub(super) async fn run_exec_plugin(exec: &ExecConfig, timeout: Duration, owner: &str) -> Result<PluginCredential, ProviderError> {
+pub(super) async fn run_exec_plugin(
+    exec: &ExecConfig,
+    timeout: Duration,
+    owner: &str,
+) -> Result<PluginCredential, ProviderError> {
     let Some(program) = exec.command.as_deref().filter(|c| !c.is_empty()) else {
         return Err(ProviderError::InvalidRequest {
             message: format!("{owner}: `user.exec.command` is missing"),
@@ -113,7 +117,8 @@ fn kill_process_group(_group: i32) {}
 /// `status.clientKeyData`, and optionally `status.expirationTimestamp`).
 fn parse_exec_credential(stdout: &[u8]) -> Result<PluginCredential, String> {
     const EXPECTED: &str = "expected an ExecCredential: JSON with status.token, or status.clientCertificateData and status.clientKeyData";
-    let value: Value = serde_json::from_slice(stdout).map_err(|_| format!("its output is not JSON; {EXPECTED}"))?;
+    let value: Value =
+        serde_json::from_slice(stdout).map_err(|_| format!("its output is not JSON; {EXPECTED}"))?;
     let status = value
         .get("status")
         .filter(|s| s.is_object())
@@ -140,7 +145,9 @@ fn parse_exec_credential(stdout: &[u8]) -> Result<PluginCredential, String> {
     };
     let certificate = credential.client_certificate_pem.is_some() && credential.client_key_pem.is_some();
     if credential.token.is_none() && !certificate {
-        return Err(format!("its output has neither a token nor a client certificate and key; {EXPECTED}"));
+        return Err(format!(
+            "its output has neither a token nor a client certificate and key; {EXPECTED}"
+        ));
     }
     Ok(credential)
 }
@@ -234,7 +241,12 @@ mod tests {
             parse_rfc3339("2024-03-01T00:00:00Z"),
             Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_709_251_200))
         );
-        for bad in [&b"not json"[..], br#"{"status":{}}"#, br#"{"status":{"token":5}}"#, b"[]"] {
+        for bad in [
+            &b"not json"[..],
+            br#"{"status":{}}"#,
+            br#"{"status":{"token":5}}"#,
+            b"[]",
+        ] {
             assert!(parse_exec_credential(bad).is_err());
         }
         assert!(parse_rfc3339("yesterday").is_none());
@@ -243,8 +255,8 @@ mod tests {
 
     #[test]
     fn plugin_tokens_replace_the_plugin() {
-        let auth: AuthInfo = serde_json::from_value(json!({"exec": {"command": "x", "apiVersion": "v1"}}))
-            .expect("auth info");
+        let auth: AuthInfo =
+            serde_json::from_value(json!({"exec": {"command": "x", "apiVersion": "v1"}})).expect("auth info");
         let credential = PluginCredential {
             token: Some("abc".into()),
             ..Default::default()

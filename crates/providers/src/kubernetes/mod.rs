@@ -113,9 +113,17 @@ impl KubernetesProvider {
                 return Err(ProviderError::InvalidRequest {
                     message: format!(
                         "kubernetes: context {context:?} ({}) is not in {}; it has [{}]",
-                        if config.contexts.is_empty() { "its current-context" } else { "kubernetes.contexts in config.yaml" },
+                        if config.contexts.is_empty() {
+                            "its current-context"
+                        } else {
+                            "kubernetes.contexts in config.yaml"
+                        },
                         sources.file(None),
-                        known.iter().map(|k| client::shorten(k)).collect::<Vec<_>>().join(", ")
+                        known
+                            .iter()
+                            .map(|k| client::shorten(k))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 });
             }
@@ -123,7 +131,13 @@ impl KubernetesProvider {
         for context in &contexts {
             client::check_context(&kubeconfig, &sources, context)?;
         }
-        let clients = contexts.iter().map(|c| (c.clone(), ClientCell::default())).collect();
+        // A client for every kubeconfig context, built on first use: launches plan only on the
+        // configured ones, but a cluster recorded on another context is still found there.
+        let clients = kubeconfig
+            .contexts
+            .iter()
+            .map(|c| (c.name.clone(), ClientCell::default()))
+            .collect();
         Ok(KubernetesProvider {
             config,
             kubeconfig,
@@ -179,7 +193,9 @@ impl KubernetesProvider {
             .get(context)
             .ok_or_else(|| ProviderError::InvalidRequest {
                 message: format!(
-                    "kubernetes context {context:?} is not configured (configured: {})",
+                    "kubernetes context {:?} is not in {} (configured: {})",
+                    client::shorten(context),
+                    self.sources.file(None),
                     self.contexts.join(", ")
                 ),
             })?;
@@ -692,7 +708,9 @@ impl Provider for KubernetesProvider {
         self.capabilities().check(KUBERNETES, &request.task, placement)?;
         check_labels(&request.task.labels)?;
         let context = placement.region.as_str();
-        if !self.clients.contains_key(context) {
+        // Launches go only to configured contexts; other kubeconfig contexts are looked in only
+        // for clusters recorded there.
+        if !self.contexts.iter().any(|c| c == context) {
             return Err(ProviderError::InvalidRequest {
                 message: format!("kubernetes context {context:?} is not configured"),
             });

@@ -415,16 +415,37 @@ fn scrub(value: &mut Value, task: &TaskRun) {
     }
 }
 
-/// `text` with every `$` doubled, so that the kubelet's `$(VAR)` expansion of `command` and env
-/// values (where `$$` stands for `$`) hands bash exactly what the task wrote: `$$`, `$(date)` and
-/// `$(HOME)` reach the shell unchanged.
+/// `text` escaped against the kubelet's `$(VAR)` expansion of `command` and env values (where
+/// `$$` stands for `$`), so bash gets exactly what the task wrote: a `$` before `$` or `(` is
+/// doubled (`$$` → `$$$`, `$(date)` → `$$(date)`); any other `$` (`$HOME`, `$?`) means itself
+/// to the kubelet and stays as written.
 fn escape_expansion(text: &str) -> String {
-    text.replace('$', "$$")
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '$' && matches!(chars.peek(), Some('$' | '(')) {
+            out.push('$');
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dollars_survive_the_kubelets_expansion() {
+        for (written, escaped) in [
+            ("echo $$", "echo $$$"),
+            ("x=$(date) $HOME $? ${A}", "x=$$(date) $HOME $? ${A}"),
+            ("$$(x) $", "$$$$(x) $"),
+            ("$$x", "$$$x"),
+        ] {
+            assert_eq!(escape_expansion(written), escaped, "{written}");
+        }
+    }
 
     #[test]
     fn secrets_are_references_and_left_out_when_shown() {
@@ -542,4 +563,3 @@ mod tests {
         assert_eq!(memory_quantity(0.5), "512Mi");
     }
 }
-

@@ -31,7 +31,8 @@ pub use events::{
 pub use pipeline::{LaunchTask, PipelineRequest, PipelineRun, TaskProgress};
 pub use plan::{DisabledCloud, LaunchPlan};
 pub use teardown::{
-    ClusterView, DownOutcome, ShownState, StatusReport, Unlisted, refresh_cluster, status_report, teardown_cluster,
+    ClusterView, DownOutcome, ShownState, StatusReport, Unlisted, refresh_cluster, status_report,
+    teardown_cluster,
 };
 
 use crate::store::{JobRecord, RecordStatus, StateStore};
