@@ -397,7 +397,7 @@ impl Provider for AwsProvider {
         self.settings
             .regions
             .as_ref()
-            .is_none_or(|regions| regions.iter().any(|r| *r == offer.region))
+            .is_none_or(|regions| regions.contains(&offer.region))
     }
 
     fn capabilities(&self) -> Capabilities {

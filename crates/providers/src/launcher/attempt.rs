@@ -219,13 +219,12 @@ impl Launcher {
             if tried
                 && !rejected
                 && let (Some(provider), FailoverAction::Block(_)) = (provider, &action)
+                && let Err(teardown_error) = provider.teardown(cluster.into()).await
             {
-                if let Err(teardown_error) = provider.teardown(cluster.into()).await {
-                    tracing::warn!(
-                        "cleaning up after attempt {n} on {}: {teardown_error}",
-                        provider.id()
-                    );
-                }
+                tracing::warn!(
+                    "cleaning up after attempt {n} on {}: {teardown_error}",
+                    provider.id()
+                );
             }
             let outcome = match action {
                 FailoverAction::Block(_) => "blocked",

@@ -208,7 +208,7 @@ impl Launcher {
             // An enabled cloud with offers only outside the regions it is configured for.
             if let Some(outside) = all
                 .iter()
-                .find(|c| self.backends.is_enabled(&c.offer.cloud) && !self.plans_on(&c.offer))
+                .find(|c| self.backends.is_enabled(&c.offer.cloud) && !self.plans_on(c.offer))
             {
                 return LaunchError::OutsideConfigured {
                     task: task.clone(),
