@@ -7,9 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use skyplan_kubesim::{ClustersFile, Simulator};
-
-use crate::util::{Run, skyplan_command, skyplan_with, temp_dir};
+use crate::util::{Run, kubernetes_config, skyplan_command, skyplan_with, start_kubesim, temp_dir};
 
 fn run(home: &Path, args: &[&str]) -> Run {
     skyplan_with(args, &[("SKYPLAN_HOME", home.to_str().unwrap())])
@@ -44,16 +42,9 @@ fn kubeconfig(home: &Path, server: &str, user: &str) -> PathBuf {
     path
 }
 
-/// `config.yaml` with a `kubernetes:` section over `kubeconfig` plus `extra` lines.
+/// `config.yaml` with a `kubernetes:` section over `kubeconfig` (context `ctx`) plus `extra`.
 fn config(home: &Path, kubeconfig: &Path, extra: &str) {
-    std::fs::write(
-        home.join("config.yaml"),
-        format!(
-            "kubernetes:\n  kubeconfig: {}\n  contexts: [ctx]\n{extra}",
-            kubeconfig.display()
-        ),
-    )
-    .unwrap();
+    kubernetes_config(home, kubeconfig, "ctx", extra);
 }
 
 fn task(home: &Path) -> String {
@@ -238,24 +229,11 @@ fn launch_sleeper(home: &Path, name: &str) -> u32 {
 
 #[test]
 fn down_all_with_a_damaged_store_removes_a_running_kubesim_cluster() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let sim = runtime
-        .block_on(Simulator::start(
-            ClustersFile::from_yaml_str(CLUSTERS).unwrap(),
-            Default::default(),
-        ))
-        .unwrap();
+    let (_runtime, sim) = start_kubesim(CLUSTERS);
     let home = temp_dir("kube-corrupt-down");
     let kubeconfig = home.join("kubeconfig.yaml");
     sim.write_kubeconfig(&kubeconfig).unwrap();
-    std::fs::write(
-        home.join("config.yaml"),
-        format!(
-            "kubernetes:\n  kubeconfig: {}\n  contexts: [open]\n",
-            kubeconfig.display()
-        ),
-    )
-    .unwrap();
+    kubernetes_config(&home, &kubeconfig, "open", "");
     let pid = launch_sleeper(&home, "kept");
     std::fs::write(
         home.join("state.db"),
@@ -300,14 +278,7 @@ fn skyplan_kubesim_kills_its_pod_processes_on_sigterm() {
     )
     .unwrap();
     assert!(banner.contains("simulator"), "{banner}");
-    std::fs::write(
-        home.join("config.yaml"),
-        format!(
-            "kubernetes:\n  kubeconfig: {}\n  contexts: [open]\n",
-            kubeconfig.display()
-        ),
-    )
-    .unwrap();
+    kubernetes_config(&home, &kubeconfig, "open", "");
     let pid = launch_sleeper(&home, "orphan");
     let signalled = std::process::Command::new("kill")
         .args(["-TERM", &sim.id().to_string()])

@@ -212,10 +212,8 @@ fn the_largest_inputs_keep_the_integer_programs_costs_representable() {
 /// either; FIXME there, not here.)
 #[cfg(all(feature = "kubesim", feature = "kubernetes"))]
 mod kubernetes {
-    use skyplan_kubesim::{ClustersFile, SimOptions, Simulator};
-
     use super::{assert_clean_failure, run_in, write};
-    use crate::util::temp_dir;
+    use crate::util::{start_kubesim, temp_dir};
 
     const CLUSTERS: &str = r#"
 clusters:
@@ -228,17 +226,7 @@ clusters:
 
     #[test]
     fn configured_cluster_prices_beyond_the_bound_are_an_error_naming_the_file() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let sim = runtime
-            .block_on(Simulator::start(
-                ClustersFile::from_yaml_str(CLUSTERS).unwrap(),
-                SimOptions::default(),
-            ))
-            .unwrap();
+        let (_runtime, sim) = start_kubesim(CLUSTERS);
         for (key, shown) in [
             ("gpu_hour: {H100: 1e28}", "1e28"),
             ("vcpu_hour: 1e28", "1e28"),

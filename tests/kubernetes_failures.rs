@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use skyplan_kubesim::{ClustersFile, RunningSim, SimOptions, Simulator};
+use skyplan_kubesim::RunningSim;
 
-use crate::util::{Run, skyplan_command, skyplan_with, temp_dir};
+use crate::util::{Run, kubernetes_config, skyplan_command, skyplan_with, start_kubesim, temp_dir};
 
 /// `held`: one node tainted for maintenance, so a pod placed there stays Pending (a taint is not
 /// a shortage, so the backend waits up to `provision_timeout`); `open`: one plain node.
@@ -27,28 +27,11 @@ clusters:
 "#;
 
 fn start(name: &str, context: &str) -> (tokio::runtime::Runtime, RunningSim, PathBuf) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let sim = runtime
-        .block_on(Simulator::start(
-            ClustersFile::from_yaml_str(CLUSTERS).unwrap(),
-            SimOptions::default(),
-        ))
-        .unwrap();
+    let (runtime, sim) = start_kubesim(CLUSTERS);
     let home = temp_dir(name);
     let kubeconfig = home.join("kubeconfig.yaml");
     sim.write_kubeconfig(&kubeconfig).unwrap();
-    std::fs::write(
-        home.join("config.yaml"),
-        format!(
-            "kubernetes:\n  kubeconfig: {}\n  contexts: [{context}]\n  provision_timeout: 120\n",
-            kubeconfig.display()
-        ),
-    )
-    .unwrap();
+    kubernetes_config(&home, &kubeconfig, context, "  provision_timeout: 120\n");
     (runtime, sim, home)
 }
 

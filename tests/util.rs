@@ -100,3 +100,35 @@ pub fn temp_dir(name: &str) -> PathBuf {
 pub fn data_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data"))
 }
+
+/// A running kubesim serving the clusters of `clusters` (a clusters-file text), with the runtime
+/// that serves it: keep both alive for as long as the test uses it.
+#[cfg(feature = "kubesim")]
+pub fn start_kubesim(clusters: &str) -> (tokio::runtime::Runtime, skyplan_kubesim::RunningSim) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sim = runtime
+        .block_on(skyplan_kubesim::Simulator::start(
+            skyplan_kubesim::ClustersFile::from_yaml_str(clusters).expect("clusters file"),
+            skyplan_kubesim::SimOptions::default(),
+        ))
+        .expect("kubesim starts");
+    (runtime, sim)
+}
+
+/// Writes `home/config.yaml` with a `kubernetes:` section using `kubeconfig` and `contexts`, plus
+/// `extra` lines (each indented two spaces, e.g. `"  provision_timeout: 120\n"`).
+#[cfg(feature = "kubesim")]
+pub fn kubernetes_config(home: &Path, kubeconfig: &Path, contexts: &str, extra: &str) {
+    std::fs::write(
+        home.join("config.yaml"),
+        format!(
+            "kubernetes:\n  kubeconfig: {}\n  contexts: [{contexts}]\n{extra}",
+            kubeconfig.display()
+        ),
+    )
+    .expect("write config.yaml");
+}
