@@ -171,7 +171,7 @@ fn fake_nvidia_smi(dir: &std::path::Path) -> String {
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+    format!("{}:{}", bin.display(), crate::util::test_path().to_string_lossy())
 }
 
 #[test]

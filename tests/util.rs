@@ -55,6 +55,8 @@ pub fn skyplan_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
         .env("SKYPLAN_HOME", &home)
         // Never the developer's kubeconfig or home files: tests that want Kubernetes pass one.
         .env("HOME", &home)
+        // Never this machine's GPUs: a stand-in `nvidia-smi` that finds no driver comes first.
+        .env("PATH", test_path())
         .env_remove("KUBECONFIG")
         .env_remove("SKYPLAN_CATALOG_DIR")
         .env_remove("SKYPLAN_LOG");
@@ -83,6 +85,34 @@ pub fn skyplan_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
         command.env(key, value);
     }
     command
+}
+
+/// `PATH` for the CLI under test: a directory of stand-ins first (an `nvidia-smi` that finds no
+/// driver, so a machine's real GPUs never change what a test plans), then the system's `PATH`.
+/// A test that wants GPUs puts its own `nvidia-smi` in front of this.
+pub fn test_path() -> std::ffi::OsString {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let bin = BIN.get_or_init(|| {
+        let bin = temp_dir("stand-ins");
+        let smi = bin.join("nvidia-smi");
+        std::fs::write(
+            &smi,
+            "#!/bin/sh\necho \"NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\" >&2\nexit 9\n",
+        )
+        .expect("write the nvidia-smi stand-in");
+        let status = Command::new("chmod")
+            .arg("+x")
+            .arg(&smi)
+            .status()
+            .expect("chmod");
+        assert!(status.success(), "chmod +x {}", smi.display());
+        bin
+    });
+    let mut paths = vec![bin.clone()];
+    if let Some(system) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&system));
+    }
+    std::env::join_paths(paths).expect("PATH entries without ':'")
 }
 
 /// A fresh, empty directory under the system temp dir, unique to this process and `name`.

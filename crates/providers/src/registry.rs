@@ -168,8 +168,13 @@ impl Backends {
     /// backend and why (the file, field and what was expected, as its configuration step said).
     ///
     /// ```
-    /// let home = std::env::temp_dir().join(format!("skyplan-registry-usable-{}", std::process::id()));
-    /// assert!(skyplan_providers::Backends::configure(&home).check_usable().is_ok());
+    /// use skyplan_providers::{Backends, ProviderError};
+    /// let mut backends = Backends::default();
+    /// assert!(backends.check_usable().is_ok());
+    /// let broken = ProviderError::InvalidRequest { message: "config.yaml:3:14: kubernetes.namespace: …".into() };
+    /// backends.unusable.insert("kubernetes".into(), broken);
+    /// let err = backends.check_usable().unwrap_err().to_string();
+    /// assert!(err.contains("the kubernetes backend is configured but unusable: config.yaml:3:14"), "{err}");
     /// ```
     pub fn check_usable(&self) -> Result<(), ProviderError> {
         if self.unusable.is_empty() {
