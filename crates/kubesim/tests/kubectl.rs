@@ -1,5 +1,6 @@
 //! Stock `kubectl` against the simulator: `get nodes`, `get pods -o wide`, `describe pod`, `logs`,
-//! `delete pod`. Uses `$KUBECTL` if set, else `kubectl` on PATH; skipped (with a message) if neither runs.
+//! `delete pod`. Uses `$KUBECTL` if set, else `kubectl` on PATH; skipped (with a message) if neither runs,
+//! except under `CI`, where that fails.
 
 use std::process::Command;
 
@@ -19,6 +20,11 @@ fn kubectl_binary() -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_kubectl_works() {
     let Some(kubectl) = kubectl_binary() else {
+        // CI installs kubectl (scripts/setup.sh): there, a missing one is a failure, not a pass.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "kubectl is not installed but CI is set (apt-get install kubernetes-client, or set KUBECTL)"
+        );
         eprintln!(
             "SKIPPED stock_kubectl_works: kubectl is not installed (apt-get install kubernetes-client, or set KUBECTL)"
         );

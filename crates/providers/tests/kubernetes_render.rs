@@ -344,7 +344,12 @@ fn render_seed_example_matches_snapshot_and_kubectl_accepts_it() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_kubectl {
-        eprintln!("kubectl not found: skipping `kubectl apply --dry-run=client`");
+        // CI installs kubectl (scripts/setup.sh): there, a missing one is a failure.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "kubectl is not installed but CI is set (apt-get install kubernetes-client)"
+        );
+        eprintln!("SKIPPED `kubectl apply --dry-run=client`: kubectl is not installed");
         return;
     }
     let home = Home::new();
