@@ -53,6 +53,21 @@ pub(crate) struct PodRuntime {
     pub cancel: watch::Sender<bool>,
     /// Process group ids by container name.
     pub groups: HashMap<String, i32>,
+    /// Deleted gracefully: its containers got `SIGTERM` and none starts or restarts again.
+    pub terminating: bool,
+}
+
+/// Asks a process group to stop with `SIGTERM` (graceful termination).
+pub(crate) fn term_group(pgid: i32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pgid) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+    }
+}
+
+/// Whether any process of the group still exists.
+pub(crate) fn group_alive(pgid: i32) -> bool {
+    rustix::process::Pid::from_raw(pgid)
+        .is_some_and(|pid| rustix::process::test_kill_process_group(pid).is_ok())
 }
 
 /// Kills a process group with `SIGKILL`.

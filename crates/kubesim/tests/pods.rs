@@ -261,7 +261,15 @@ async fn list_with_selectors_and_delete_kills_processes() {
     let proc_path = format!("/proc/{pid}");
     assert!(std::path::Path::new(&proc_path).exists(), "process is running");
     api.delete("sleeper", &DeleteParams::default()).await.unwrap();
-    assert!(api.get_opt("sleeper").await.unwrap().is_none());
+    // Deleted gracefully: `sleep` stops on SIGTERM, so the pod goes well within its grace period.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while api.get_opt("sleeper").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pod still listed 5 s after delete"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let deadline = tokio::time::Instant::now() + WAIT;
     while std::path::Path::new(&proc_path).exists() {
         assert!(

@@ -465,3 +465,72 @@ fn pricing_orders_clusters_before_clouds() {
     assert_eq!(price, Decimal::new(20, 2));
     assert!(price < Decimal::new(8048, 4));
 }
+
+#[test]
+fn teardown_waits_for_the_grace_period_then_says_terminating_and_a_second_one_already_gone() {
+    runtime().block_on(async {
+        let sim = start_sim().await;
+        let provider = provider(&sim, &["alpha"], Duration::from_secs(10));
+        let mut placement = placement(skyplan_providers::KUBERNETES, "alpha", None, "1CPU--4GB");
+        placement.vcpus = Some(1.0);
+        placement.memory_gib = Some(1.0);
+        let request = |name: &str, run: &str| ProvisionRequest {
+            request_id: format!("{name}-1"),
+            cluster: name.to_string(),
+            placement: placement.clone(),
+            task: TaskRun::command("t", run),
+        };
+        let running = |provider: Arc<KubernetesProvider>, name: &'static str| async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let status = provider.status(name.into()).await.expect("status");
+                if status
+                    .jobs
+                    .iter()
+                    .any(|j| j.state == skyplan_providers::JobState::Running)
+                {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{name} never ran: {status:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        // Stops on SIGTERM: gone within the wait, so teardown says terminated.
+        provider
+            .provision(&request("polite", "sleep 300"))
+            .await
+            .expect("provision");
+        running(provider.clone(), "polite").await;
+        let outcome = provider.teardown("polite".into()).await.expect("down");
+        assert_eq!(outcome, skyplan_providers::TeardownOutcome::Terminated);
+        // Ignores SIGTERM (30 s grace): still terminating after the bounded wait, said so.
+        provider
+            .provision(&request("stubborn", "trap '' TERM; sleep 300"))
+            .await
+            .expect("provision");
+        running(provider.clone(), "stubborn").await;
+        let started = Instant::now();
+        let outcome = provider.teardown("stubborn".into()).await.expect("down");
+        assert!(
+            started.elapsed() >= Duration::from_secs(9),
+            "{:?}",
+            started.elapsed()
+        );
+        match &outcome {
+            skyplan_providers::TeardownOutcome::Terminating { remaining } => {
+                assert!(
+                    remaining
+                        .iter()
+                        .any(|r| r.contains("stubborn-0") && r.contains("terminating")),
+                    "{remaining:?}"
+                );
+            }
+            other => panic!("expected terminating, got {other:?}"),
+        }
+        // Pods in their grace period are going: not listed, and a second teardown finds nothing.
+        let listed = provider.list().await.expect("list");
+        assert!(listed.iter().all(|c| c.name != "stubborn"), "{listed:?}");
+        let again = provider.teardown("stubborn".into()).await.expect("down again");
+        assert_eq!(again, skyplan_providers::TeardownOutcome::AlreadyGone);
+    });
+}

@@ -155,7 +155,7 @@ async fn resource(
             &body,
             false,
         ),
-        ([name], Method::DELETE) => delete(cluster, kind, namespace.unwrap_or(""), name, &body),
+        ([name], Method::DELETE) => delete(cluster, kind, namespace.unwrap_or(""), name, params, &body),
         ([name, "status"], Method::GET) => {
             let object = get(cluster, kind, namespace.unwrap_or(""), name)?;
             ok(&object)

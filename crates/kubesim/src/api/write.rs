@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::read::{Filter, get};
 use super::reply::{Params, check_json_content_type, json_response, ok};
 use crate::cluster::Cluster;
-use crate::kubelet::kill_pod;
+use crate::kubelet::{PodRef, kill_pod, terminate_pod};
 use crate::objects::{FieldValidation, admit_create, admit_update, decode, merge_patch};
 use crate::status::ApiError;
 use crate::store::{Kind, meta_str};
@@ -157,14 +157,28 @@ fn remove(cluster: &Cluster, kind: Kind, namespace: &str, name: &str) -> Result<
     Ok(object)
 }
 
-/// `DELETE` on one object, honouring a `preconditions.uid` in the DeleteOptions body.
+/// `DELETE` on one object, honouring a `preconditions.uid` in the DeleteOptions body. A pod whose
+/// containers run is deleted gracefully, as Kubernetes does: it gets a `deletionTimestamp` (now
+/// plus its grace period: `gracePeriodSeconds` of the DeleteOptions or query, else the pod's
+/// `terminationGracePeriodSeconds`), stays listed while its processes get `SIGTERM` and, after
+/// the grace period, `SIGKILL`, and goes once nothing of it runs. A grace period of 0, or a pod
+/// that never started or has finished, goes at once.
 pub(super) fn delete(
-    cluster: &Cluster,
+    cluster: &Arc<Cluster>,
     kind: Kind,
     namespace: &str,
     name: &str,
+    params: &Params,
     body: &[u8],
 ) -> Result<Response, ApiError> {
+    let mut grace: Option<i64> = None;
+    if let Some(text) = params.get("gracePeriodSeconds") {
+        grace = Some(text.parse().map_err(|_| {
+            ApiError::bad_request(format!(
+                "invalid gracePeriodSeconds {text:?}: expected a whole number"
+            ))
+        })?);
+    }
     if !body.is_empty() {
         let options: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
@@ -173,6 +187,50 @@ pub(super) fn delete(
             if meta_str(&current, "uid") != uid {
                 return Err(ApiError::conflict(kind.plural(), name));
             }
+        }
+        if let Some(seconds) = options["gracePeriodSeconds"].as_i64() {
+            grace = Some(seconds);
+        }
+    }
+    if kind == Kind::Pod {
+        let pod = get(cluster, kind, namespace, name)?;
+        if pod["metadata"]["deletionTimestamp"].is_string() {
+            // Already terminating: Kubernetes answers with the object as it is.
+            return ok(&pod);
+        }
+        let grace = grace
+            .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64())
+            .unwrap_or(30)
+            .clamp(0, 24 * 3600);
+        let uid = meta_str(&pod, "uid").to_owned();
+        let running = crate::util::lock(&cluster.runtimes).contains_key(&uid)
+            && !matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+        if grace > 0 && running {
+            let until = crate::util::now()
+                .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(grace))
+                .unwrap_or_else(|_| crate::util::now());
+            let marked = cluster
+                .write(|store| {
+                    store.modify(Kind::Pod, namespace, name, |p| {
+                        p["metadata"]["deletionTimestamp"] =
+                            json!(until.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+                        p["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+                        true
+                    })
+                })
+                .ok_or_else(|| ApiError::not_found(kind.plural(), name))?;
+            let node = pod["spec"]["nodeName"].as_str().unwrap_or_default().to_owned();
+            terminate_pod(
+                cluster.clone(),
+                PodRef {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    uid,
+                    node,
+                },
+                std::time::Duration::from_secs(grace.unsigned_abs()),
+            );
+            return ok(&marked);
         }
     }
     ok(&remove(cluster, kind, namespace, name)?)

@@ -200,7 +200,7 @@ async fn run_once(
         let mut runtimes = lock(&cluster.runtimes);
         let runtime = runtimes.get_mut(&pod.uid);
         match runtime {
-            Some(r) if !*r.cancel.borrow() => {
+            Some(r) if !*r.cancel.borrow() && !r.terminating => {
                 r.groups.insert(container.name.clone(), pid);
             }
             _ => {
@@ -292,6 +292,11 @@ pub(super) async fn run_with_restarts(
             "OnFailure" => exit.code != 0,
             _ => false,
         } || (role == Role::Init && exit.code != 0 && policy != "Never");
+        // A pod being deleted gracefully starts nothing again.
+        let restart = restart
+            && !lock(&cluster.runtimes)
+                .get(&pod.uid)
+                .is_some_and(|r| r.terminating);
         if !restart {
             update_pod(&cluster, &pod, |p| {
                 if let Some(c) = container_status_mut(p, role.list(), &container.name) {

@@ -23,10 +23,11 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use self::container::{Role, run_with_restarts};
-use self::pod::{HOST_IP, PodRef, update_pod};
+pub(crate) use self::pod::PodRef;
+use self::pod::{HOST_IP, update_pod};
 use crate::cluster::Cluster;
 use crate::conditions::set_condition;
-use crate::runtime::{PodRuntime, kill_group};
+use crate::runtime::{PodRuntime, group_alive, kill_group, term_group};
 use crate::store::{Kind, meta_str};
 use crate::util::{lock, now_rfc3339};
 
@@ -40,6 +41,39 @@ pub(crate) fn kill_pod(cluster: &Cluster, uid: &str) {
     }
     lock(&cluster.logs).retain(|(pod_uid, _), _| pod_uid != uid);
     cluster.logs_changed();
+}
+
+/// Terminates a pod gracefully, as the kubelet does after a graceful delete: no more starts or
+/// restarts, `SIGTERM` to every container's process group, `SIGKILL` (through [`kill_pod`]) once
+/// `grace` has passed or nothing runs any more,
+/// and the pod object (already carrying its `deletionTimestamp`) is removed once nothing of it
+/// runs.
+pub(crate) fn terminate_pod(cluster: Arc<Cluster>, pod: PodRef, grace: std::time::Duration) {
+    let groups: Vec<i32> = match lock(&cluster.runtimes).get_mut(&pod.uid) {
+        Some(runtime) => {
+            runtime.terminating = true;
+            runtime.groups.values().copied().collect()
+        }
+        None => Vec::new(),
+    };
+    for group in &groups {
+        term_group(*group);
+    }
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + grace;
+        while tokio::time::Instant::now() < deadline && groups.iter().any(|g| group_alive(*g)) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        kill_pod(&cluster, &pod.uid);
+        cluster.write(|store| {
+            let same = store
+                .get(Kind::Pod, &pod.namespace, &pod.name)
+                .is_some_and(|p| meta_str(p, "uid") == pod.uid);
+            if same {
+                store.delete(Kind::Pod, &pod.namespace, &pod.name);
+            }
+        });
+    });
 }
 
 /// Kills every process of every pod (shutdown).
@@ -76,6 +110,7 @@ pub(crate) async fn kubelet_loop(cluster: Arc<Cluster>) {
                 PodRuntime {
                     cancel,
                     groups: HashMap::new(),
+                    terminating: false,
                 },
             );
             tokio::spawn(run_pod(cluster.clone(), pod, cancelled));

@@ -15,7 +15,7 @@ pub(super) const HOST_IP: &str = "127.0.0.1";
 
 /// Identity of the pod a worker runs.
 #[derive(Clone)]
-pub(super) struct PodRef {
+pub(crate) struct PodRef {
     pub namespace: String,
     pub name: String,
     pub uid: String,

@@ -64,6 +64,10 @@ use crate::{
 /// The provider id, and the cloud name of its offers.
 pub const KUBERNETES: &str = "kubernetes";
 
+/// How long teardown waits for deleted pods to finish their grace period before it reports them
+/// as still terminating.
+const TEARDOWN_WAIT: Duration = Duration::from_secs(10);
+
 /// Runs tasks as pods on Kubernetes clusters (kubeconfig contexts).
 pub struct KubernetesProvider {
     config: KubernetesConfig,
@@ -292,6 +296,11 @@ impl KubernetesProvider {
                     .await
                     .map_err(|e| map_error(context, concat!("listing ", $what), e))?;
                 for item in items.items {
+                    // Already being deleted (a pod in its grace period): asked before, not found
+                    // again, so a second teardown says the cluster is already gone.
+                    if item.metadata.deletion_timestamp.is_some() {
+                        continue;
+                    }
                     let Some(name) = item.metadata.name else {
                         continue;
                     };
@@ -479,7 +488,8 @@ impl Provider for KubernetesProvider {
                     .into_iter()
                     .map(|m| m.metadata),
             );
-            for meta in metas {
+            // Objects being deleted are going, not clusters the user still has.
+            for meta in metas.into_iter().filter(|m| m.deletion_timestamp.is_none()) {
                 let labels = meta.labels.unwrap_or_default();
                 let Some(name) = labels.get(CLUSTER_LABEL).cloned() else {
                     continue;
@@ -563,8 +573,18 @@ impl Provider for KubernetesProvider {
                 continue;
             }
             found = true;
-            // Verify: what still carries the label is either shutting down or a failure.
-            for pod in self.cluster_pods(&context, at.name).await? {
+            // Verify: what still carries the label is either shutting down (in its grace period;
+            // waited for, bounded) or a failure.
+            let deadline = Instant::now() + TEARDOWN_WAIT;
+            let mut pods = self.cluster_pods(&context, at.name).await?;
+            while !pods.is_empty()
+                && Instant::now() < deadline
+                && pods.iter().all(|p| p.metadata.deletion_timestamp.is_some())
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                pods = self.cluster_pods(&context, at.name).await?;
+            }
+            for pod in pods {
                 let name = pod.metadata.name.clone().unwrap_or_default();
                 if pod.metadata.deletion_timestamp.is_some() {
                     remaining.push(format!("pod {name} (terminating) on context {context}"));
