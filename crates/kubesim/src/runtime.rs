@@ -55,6 +55,8 @@ pub(crate) struct PodRuntime {
     pub groups: HashMap<String, i32>,
     /// Deleted gracefully: its containers got `SIGTERM` and none starts or restarts again.
     pub terminating: bool,
+    /// The pod's IP (a loopback address of its own).
+    pub ip: String,
 }
 
 /// Asks a process group to stop with `SIGTERM` (graceful termination).

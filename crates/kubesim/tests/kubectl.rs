@@ -91,7 +91,7 @@ async fn stock_kubectl_works() {
         .find(|l| l.starts_with("hello"))
         .unwrap_or_else(|| panic!("{wide}"));
     assert!(
-        hello.contains("Completed") && hello.contains("127.0.0.1") && hello.contains("0/1"),
+        hello.contains("Completed") && hello.contains(" 127.0.0.") && hello.contains("0/1"),
         "{wide}"
     );
     assert!(wide.lines().next().unwrap().contains("NODE"), "{wide}");

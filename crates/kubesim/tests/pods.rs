@@ -34,7 +34,12 @@ async fn gpu_pod_that_fits_runs_with_real_logs_exit_code_and_secret_env() {
     let done = wait_for(&api, "trainer", "Failed", |p| phase(p) == "Failed").await;
     assert_eq!(done.spec.as_ref().unwrap().node_name.as_deref(), Some("gpu-1"));
     let status = done.status.unwrap();
-    assert_eq!(status.pod_ip.as_deref(), Some("127.0.0.1"));
+    let ip = status.pod_ip.clone().unwrap_or_default();
+    assert!(
+        ip.starts_with("127.0.") && ip != "127.0.0.1",
+        "a loopback address of its own: {ip}"
+    );
+    assert_eq!(status.host_ip.as_deref(), Some("127.0.0.1"));
     let terminated = status.container_statuses.unwrap()[0]
         .state
         .clone()
@@ -429,4 +434,35 @@ async fn too_old_resource_version_expires_watch_with_410() {
         .unwrap()
         .unwrap();
     assert!(first_event.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_pods_get_distinct_loopback_ips_that_fieldrefs_see() {
+    let sim = start().await;
+    let api = pods(&sim).await;
+    let mut ips = Vec::new();
+    for name in ["peer-a", "peer-b", "peer-c"] {
+        let mut spec = serde_json::to_value(pod(name, "echo \"$MY_IP\"; exec sleep 300", json!({}))).unwrap();
+        spec["spec"]["containers"][0]["env"] =
+            json!([{"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]);
+        create(&api, &serde_json::from_value(spec).unwrap()).await;
+    }
+    for name in ["peer-a", "peer-b", "peer-c"] {
+        let running = wait_for(&api, name, "Running", |p| phase(p) == "Running").await;
+        let ip = running.status.and_then(|s| s.pod_ip).unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let logged = loop {
+            let logs = api.logs(name, &LogParams::default()).await.unwrap_or_default();
+            if !logs.trim().is_empty() {
+                break logs.trim().to_string();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{name} logged nothing");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(logged, ip, "{name}: status.podIP through a fieldRef");
+        ips.push(ip);
+    }
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 3, "{ips:?}");
 }

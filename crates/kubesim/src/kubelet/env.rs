@@ -79,7 +79,13 @@ pub(super) fn resolve_env(
                         .as_ref()
                         .and_then(|s| s.service_account_name.clone())
                         .unwrap_or_default(),
-                    "status.podIP" | "status.hostIP" => HOST_IP.to_owned(),
+                    "status.hostIP" => HOST_IP.to_owned(),
+                    "status.podIP" => cluster.read(|store| {
+                        store
+                            .get(Kind::Pod, &namespace, meta.name.as_deref().unwrap_or_default())
+                            .and_then(|p| p["status"]["podIP"].as_str().map(str::to_owned))
+                            .unwrap_or_else(|| HOST_IP.to_owned())
+                    }),
                     path => {
                         let label = path
                             .strip_prefix("metadata.labels['")

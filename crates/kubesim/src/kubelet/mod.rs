@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use self::container::{Role, run_with_restarts};
 pub(crate) use self::pod::PodRef;
-use self::pod::{HOST_IP, update_pod};
+use self::pod::{HOST_IP, free_pod_ip, update_pod};
 use crate::cluster::Cluster;
 use crate::conditions::set_condition;
 use crate::runtime::{PodRuntime, group_alive, kill_group, term_group};
@@ -33,7 +33,9 @@ use crate::util::{lock, now_rfc3339};
 
 /// Stops a pod's containers: no more starts or restarts, and every process group is killed.
 pub(crate) fn kill_pod(cluster: &Cluster, uid: &str) {
-    if let Some(runtime) = lock(&cluster.runtimes).get_mut(uid) {
+    // Gone from the runtimes too: its IP is free again, and a container that was about to start
+    // finds no runtime and starts nothing.
+    if let Some(runtime) = lock(&cluster.runtimes).remove(uid) {
         runtime.cancel.send_replace(true);
         for pgid in runtime.groups.values() {
             kill_group(*pgid);
@@ -105,14 +107,18 @@ pub(crate) async fn kubelet_loop(cluster: Arc<Cluster>) {
         for pod in to_start {
             let uid = meta_str(&pod, "uid").to_owned();
             let (cancel, cancelled) = watch::channel(false);
-            lock(&cluster.runtimes).insert(
+            let mut runtimes = lock(&cluster.runtimes);
+            let ip = free_pod_ip(runtimes.values().map(|r| r.ip.as_str()));
+            runtimes.insert(
                 uid,
                 PodRuntime {
                     cancel,
                     groups: HashMap::new(),
                     terminating: false,
+                    ip,
                 },
             );
+            drop(runtimes);
             tokio::spawn(run_pod(cluster.clone(), pod, cancelled));
         }
         tokio::select! {
@@ -145,11 +151,14 @@ async fn run_pod(cluster: Arc<Cluster>, object: Value, cancelled: watch::Receive
         json!({"name": c.name, "image": c.image, "imageID": "", "ready": false, "restartCount": 0, "started": false,
                "state": {"waiting": {"reason": reason}}, "lastState": {}})
     };
+    let pod_ip = lock(&cluster.runtimes)
+        .get(&pod.uid)
+        .map_or_else(|| HOST_IP.to_owned(), |r| r.ip.clone());
     update_pod(&cluster, &pod, |p| {
         p["status"]["hostIP"] = json!(HOST_IP);
         p["status"]["hostIPs"] = json!([{"ip": HOST_IP}]);
-        p["status"]["podIP"] = json!(HOST_IP);
-        p["status"]["podIPs"] = json!([{"ip": HOST_IP}]);
+        p["status"]["podIP"] = json!(pod_ip);
+        p["status"]["podIPs"] = json!([{"ip": pod_ip}]);
         p["status"]["startTime"] = json!(now_rfc3339());
         set_condition(p, "PodReadyToStartContainers", "True", None, None);
         if !init.is_empty() {

@@ -10,8 +10,18 @@ use crate::conditions::set_condition;
 use crate::events::record_event;
 use crate::store::{Kind, meta_str};
 
-/// IP reported for pods and nodes: processes run on this host.
+/// IP reported for nodes: processes run on this host.
 pub(super) const HOST_IP: &str = "127.0.0.1";
+
+/// A loopback address that none of `taken` is (127.0.X.Y, Y from 2 to 254), so that peers'
+/// addresses really differ; processes still run on this host and every 127/8 address reaches it.
+pub(super) fn free_pod_ip<'a>(taken: impl Iterator<Item = &'a str>) -> String {
+    let used: std::collections::BTreeSet<&str> = taken.collect();
+    (0..=255u32)
+        .flat_map(|x| (2..=254u32).map(move |y| format!("127.0.{x}.{y}")))
+        .find(|ip| !used.contains(ip.as_str()))
+        .unwrap_or_else(|| HOST_IP.to_owned())
+}
 
 /// Identity of the pod a worker runs.
 #[derive(Clone)]
