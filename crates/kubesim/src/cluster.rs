@@ -41,6 +41,8 @@ pub(crate) struct Cluster {
     pub shutdown: watch::Receiver<bool>,
     /// `host:port` of the server, for discovery answers.
     pub server_address: String,
+    /// Image patterns that fail to pull ([`ClusterSpec::unpullable_images`]).
+    pub unpullable_images: Vec<String>,
 }
 
 impl Cluster {
@@ -78,7 +80,15 @@ impl Cluster {
             runtimes: Mutex::new(HashMap::new()),
             shutdown,
             server_address,
+            unpullable_images: spec.unpullable_images.clone(),
         })
+    }
+
+    /// Whether `image` matches one of [`Self::unpullable_images`] (`*` matches any text).
+    pub(crate) fn cannot_pull(&self, image: &str) -> bool {
+        self.unpullable_images
+            .iter()
+            .any(|pattern| wildcard_match(pattern, image))
     }
 
     /// Reads the store.
@@ -219,6 +229,48 @@ pub(crate) async fn scheduler_loop(cluster: Arc<Cluster>) {
         tokio::select! {
             _ = cluster.scheduler_wake.notified() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// `text` matches `pattern`, where `*` stands for any run of characters.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wildcard_match;
+
+    #[test]
+    fn image_patterns() {
+        for (pattern, image, matches) in [
+            ("registry.invalid/*", "registry.invalid/private:1", true),
+            ("registry.invalid/*", "docker.io/registry.invalid/x", false),
+            ("*:broken", "vllm/vllm-openai:broken", true),
+            ("*:broken", "vllm/vllm-openai:latest", false),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "acb", false),
+            ("exact:1", "exact:1", true),
+            ("exact:1", "exact:10", false),
+            ("*", "anything", true),
+        ] {
+            assert_eq!(wildcard_match(pattern, image), matches, "{pattern} ~ {image}");
         }
     }
 }

@@ -41,6 +41,11 @@ pub struct ClusterSpec {
     /// Nodes (or node pools, with `count`).
     #[serde(default)]
     pub nodes: Vec<NodeSpec>,
+    /// Images that cannot be pulled here (`*` matches any text, e.g. `private.example.com/*`):
+    /// a container with one waits in `ErrImagePull`, then `ImagePullBackOff`, with Kubernetes'
+    /// reasons and events, and never starts.
+    #[serde(default)]
+    pub unpullable_images: Vec<String>,
 }
 
 /// A node, or with `count` a pool of identical nodes named `<name>-0` … `<name>-<count-1>`.

@@ -534,3 +534,52 @@ fn teardown_waits_for_the_grace_period_then_says_terminating_and_a_second_one_al
         assert_eq!(again, skyplan_providers::TeardownOutcome::AlreadyGone);
     });
 }
+
+#[test]
+fn following_logs_of_a_pod_whose_image_cannot_be_pulled_gives_up_with_the_reason() {
+    runtime().block_on(async {
+        let clusters = "clusters:\n  - name: alpha\n    unpullable_images: ['registry.invalid/*']\n    nodes:\n      - name: alpha-cpu\n        allocatable: { cpu: 4, memory: 16Gi }\n";
+        let sim = Simulator::start(
+            ClustersFile::from_yaml_str(clusters).expect("clusters file"),
+            SimOptions::default(),
+        )
+        .await
+        .expect("kubesim starts");
+        let provider = provider(&sim, &["alpha"], Duration::from_secs(10));
+        let mut placement = placement(skyplan_providers::KUBERNETES, "alpha", None, "1CPU--4GB");
+        placement.vcpus = Some(1.0);
+        placement.memory_gib = Some(1.0);
+        let mut task = TaskRun::command("t", "echo never");
+        task.image_id = Some("docker:registry.invalid/private:1".into());
+        let request = ProvisionRequest {
+            request_id: "pull-1".into(),
+            cluster: "pull".into(),
+            placement,
+            task,
+        };
+        provider.provision(&request).await.expect("bound, even if it cannot start");
+        let started = Instant::now();
+        let options = LogOptions {
+            follow: true,
+            ..Default::default()
+        };
+        let lines: Vec<_> = provider
+            .logs("pull".into(), &options)
+            .await
+            .expect("logs")
+            .collect()
+            .await;
+        assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+        let err = lines
+            .iter()
+            .find_map(|l| l.as_ref().err())
+            .unwrap_or_else(|| panic!("no error in {lines:?}"))
+            .to_string();
+        assert!(
+            err.contains("pod pull-0 cannot start") && (err.contains("ErrImagePull") || err.contains("ImagePullBackOff")),
+            "{err}"
+        );
+        assert!(err.contains("registry.invalid/private:1"), "{err}");
+        provider.teardown("pull".into()).await.expect("down");
+    });
+}

@@ -74,6 +74,8 @@ async fn pump<R: AsyncRead + Unpin>(cluster: Arc<Cluster>, key: (String, String)
 
 /// Runs one container once. `None` means the pod was deleted (or the container cannot start and
 /// must wait), so the caller stops.
+///
+/// An image listed as unpullable never starts: [`pull_fails`].
 async fn run_once(
     cluster: &Arc<Cluster>,
     pod: &PodRef,
@@ -96,6 +98,10 @@ async fn run_once(
         }
     };
     let image = container.image.clone().unwrap_or_default();
+    if cluster.cannot_pull(&image) {
+        pull_fails(cluster, pod, role, &container.name, &image, cancelled).await;
+        return None;
+    }
     event(
         cluster,
         pod,
@@ -341,4 +347,56 @@ pub(super) async fn run_with_restarts(
             _ = cancelled.wait_for(|c| *c) => return None,
         }
     }
+}
+
+/// A container whose image cannot be pulled, as the kubelet shows it: `ErrImagePull` with the
+/// pull error, then `ImagePullBackOff` (events `Failed` and `BackOff`), until the pod is deleted.
+async fn pull_fails(
+    cluster: &Arc<Cluster>,
+    pod: &PodRef,
+    role: Role,
+    name: &str,
+    image: &str,
+    cancelled: &mut watch::Receiver<bool>,
+) {
+    let failure = format!(
+        "failed to pull and unpack image \"{image}\": not found (kubesim: the image matches unpullable_images)"
+    );
+    event(
+        cluster,
+        pod,
+        "Normal",
+        "Pulling",
+        &format!("Pulling image \"{image}\""),
+    );
+    event(
+        cluster,
+        pod,
+        "Warning",
+        "Failed",
+        &format!("Failed to pull image \"{image}\": {failure}"),
+    );
+    event(cluster, pod, "Warning", "Failed", "Error: ErrImagePull");
+    let set = |reason: &str, message: String| {
+        update_pod(cluster, pod, |p| {
+            if let Some(c) = container_status_mut(p, role.list(), name) {
+                c["state"] = json!({"waiting": {"reason": reason, "message": message}});
+            }
+        });
+    };
+    set("ErrImagePull", failure);
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        _ = cancelled.wait_for(|c| *c) => return,
+    }
+    set("ImagePullBackOff", format!("Back-off pulling image \"{image}\""));
+    event(
+        cluster,
+        pod,
+        "Normal",
+        "BackOff",
+        &format!("Back-off pulling image \"{image}\""),
+    );
+    event(cluster, pod, "Warning", "Failed", "Error: ImagePullBackOff");
+    let _ = cancelled.wait_for(|c| *c).await;
 }

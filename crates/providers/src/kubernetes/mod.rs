@@ -68,6 +68,10 @@ pub const KUBERNETES: &str = "kubernetes";
 /// as still terminating.
 const TEARDOWN_WAIT: Duration = Duration::from_secs(10);
 
+/// The least time following logs waits for a container to start (its image may be large), when
+/// no waiting reason says it cannot.
+const LOG_START_WAIT: Duration = Duration::from_secs(300);
+
 /// Runs tasks as pods on Kubernetes clusters (kubeconfig contexts).
 pub struct KubernetesProvider {
     config: KubernetesConfig,
@@ -554,6 +558,8 @@ impl Provider for KubernetesProvider {
                 rank,
                 params,
                 secrets.clone(),
+                // Pulling a large image takes minutes: never less than LOG_START_WAIT.
+                self.config.provision_timeout().max(LOG_START_WAIT),
             ));
         }
         if streams.is_empty() {

@@ -152,8 +152,20 @@ pub fn map_error(context: &str, what: &str, err: kube::Error) -> ProviderError {
     }
 }
 
-/// One pod's log lines: waits for its container to start (when following), then streams the
-/// log API, scrubbing `secrets`.
+/// Why a container that has not started never will without a change (Kubernetes' waiting
+/// reasons), so that following its logs gives up with the reason.
+const STUCK_REASONS: [&str; 6] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+];
+
+/// One pod's log lines: waits for its container to start (when following; at most
+/// `start_timeout`, and not at all once its waiting reason says it cannot start), then streams
+/// the log API, scrubbing `secrets`.
 pub(super) fn pod_log_lines(
     api: Api<Pod>,
     context: String,
@@ -161,9 +173,11 @@ pub(super) fn pod_log_lines(
     rank: u32,
     params: LogParams,
     secrets: Arc<Vec<String>>,
+    start_timeout: Duration,
 ) -> LogStream {
     let follow = params.follow;
     let opened = async move {
+        let deadline = Instant::now() + start_timeout;
         loop {
             let pod = api
                 .get_opt(&name)
@@ -172,18 +186,38 @@ pub(super) fn pod_log_lines(
                 .ok_or_else(|| ProviderError::NotFound {
                     what: format!("pod {name}"),
                 })?;
-            let started = pod
+            let state = pod
                 .status
                 .as_ref()
                 .and_then(|s| s.container_statuses.as_ref())
                 .and_then(|c| c.iter().find(|c| c.name == render::CONTAINER))
-                .and_then(|c| c.state.as_ref())
+                .and_then(|c| c.state.clone());
+            let started = state
+                .as_ref()
                 .is_some_and(|s| s.running.is_some() || s.terminated.is_some());
             if started {
                 break;
             }
             if !follow {
                 return Ok(None);
+            }
+            if let Some(waiting) = state.and_then(|s| s.waiting)
+                && let Some(reason) = waiting.reason.as_deref().filter(|r| STUCK_REASONS.contains(r))
+            {
+                return Err(ProviderError::InvalidRequest {
+                    message: format!(
+                        "context {context}: pod {name} cannot start: {reason}{}",
+                        waiting.message.map(|m| format!(": {m}")).unwrap_or_default()
+                    ),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(ProviderError::Timeout {
+                    what: format!(
+                        "context {context}: pod {name}'s container to start (kubernetes.provision_timeout in config.yaml, at least 300 s)"
+                    ),
+                    seconds: start_timeout.as_secs_f64(),
+                });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
