@@ -49,8 +49,8 @@ use client::{ClientCell, KubeconfigSources};
 pub use labels::{RESERVED_PREFIX, check_labels};
 pub use pods::map_error;
 use pods::{
-    is_resource_shortage, job_status, node_infos, pod_log_lines, rank_of, request_id_of, typed,
-    unschedulable_message,
+    ContainerStart, container_start, is_resource_shortage, job_status, node_infos, pod_log_lines, rank_of,
+    request_id_of, typed, unschedulable_message,
 };
 pub use render::{Manifests, RenderOptions, build_manifests, render_manifests};
 pub use shape::{DEFAULT_GPU_LABEL, PodShape, task_placement};

@@ -163,6 +163,43 @@ const STUCK_REASONS: [&str; 6] = [
     "CrashLoopBackOff",
 ];
 
+/// Where a pod's main container is on its way to running.
+pub(super) enum ContainerStart {
+    /// Running or finished.
+    Started,
+    /// Not yet, for this reason (`ContainerCreating`, `Pending`, …).
+    Waiting(String),
+    /// Never without a change: a [`STUCK_REASONS`] reason with the kubelet's message.
+    Stuck(String),
+}
+
+/// How far `pod`'s main container is.
+pub(super) fn container_start(pod: &Pod) -> ContainerStart {
+    let state = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.iter().find(|c| c.name == render::CONTAINER))
+        .and_then(|c| c.state.clone());
+    let Some(state) = state else {
+        return ContainerStart::Waiting(phase(pod).to_string());
+    };
+    if state.running.is_some() || state.terminated.is_some() {
+        return ContainerStart::Started;
+    }
+    let waiting = state.waiting.unwrap_or_default();
+    let reason = waiting.reason.unwrap_or_else(|| "waiting".to_string());
+    let described = match waiting.message {
+        Some(message) => format!("{reason}: {message}"),
+        None => reason.clone(),
+    };
+    if STUCK_REASONS.contains(&reason.as_str()) {
+        ContainerStart::Stuck(described)
+    } else {
+        ContainerStart::Waiting(described)
+    }
+}
+
 /// One pod's log lines: waits for its container to start (when following; at most
 /// `start_timeout`, and not at all once its waiting reason says it cannot start), then streams
 /// the log API, scrubbing `secrets`.
@@ -186,35 +223,20 @@ pub(super) fn pod_log_lines(
                 .ok_or_else(|| ProviderError::NotFound {
                     what: format!("pod {name}"),
                 })?;
-            let state = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.container_statuses.as_ref())
-                .and_then(|c| c.iter().find(|c| c.name == render::CONTAINER))
-                .and_then(|c| c.state.clone());
-            let started = state
-                .as_ref()
-                .is_some_and(|s| s.running.is_some() || s.terminated.is_some());
-            if started {
-                break;
-            }
-            if !follow {
-                return Ok(None);
-            }
-            if let Some(waiting) = state.and_then(|s| s.waiting)
-                && let Some(reason) = waiting.reason.as_deref().filter(|r| STUCK_REASONS.contains(r))
-            {
-                return Err(ProviderError::InvalidRequest {
-                    message: format!(
-                        "context {context}: pod {name} cannot start: {reason}{}",
-                        waiting.message.map(|m| format!(": {m}")).unwrap_or_default()
-                    ),
-                });
-            }
+            let waiting = match container_start(&pod) {
+                ContainerStart::Started => break,
+                _ if !follow => return Ok(None),
+                ContainerStart::Stuck(reason) => {
+                    return Err(ProviderError::InvalidRequest {
+                        message: format!("context {context}: pod {name} cannot start: {reason}"),
+                    });
+                }
+                ContainerStart::Waiting(reason) => reason,
+            };
             if Instant::now() >= deadline {
                 return Err(ProviderError::Timeout {
                     what: format!(
-                        "context {context}: pod {name}'s container to start (kubernetes.provision_timeout in config.yaml, at least 300 s)"
+                        "context {context}: pod {name}'s container to start (still {waiting}) (kubernetes.provision_timeout in config.yaml, at least 300 s)"
                     ),
                     seconds: start_timeout.as_secs_f64(),
                 });

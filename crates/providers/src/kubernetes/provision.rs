@@ -105,8 +105,46 @@ impl KubernetesProvider {
         };
     }
 
-    /// Waits until `count` pods of `cluster` are bound to nodes; a resource `FailedScheduling`
-    /// is `InsufficientCapacity` at once, anything else unbound past the timeout `Unschedulable`.
+    /// Once bound, waits until every pod's container has started, or one says it cannot (an
+    /// image that cannot be pulled, a bad config): that is `Unschedulable` with the kubelet's
+    /// reason, so failover moves on. A container still being created after [`LOG_START_WAIT`]
+    /// is left to start on its own (large images take long); its logs say if it never does.
+    async fn wait_started(&self, context: &str, cluster: &str) -> Result<(), ProviderError> {
+        let start = Instant::now();
+        loop {
+            let pods = self.cluster_pods(context, cluster).await?;
+            let mut creating = None;
+            for pod in &pods {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                match container_start(pod) {
+                    ContainerStart::Started => {}
+                    ContainerStart::Stuck(reason) => {
+                        self.note_wait(cluster, None);
+                        return Err(ProviderError::Unschedulable {
+                            message: format!("context {context}: pod {name} cannot start: {reason}"),
+                        });
+                    }
+                    ContainerStart::Waiting(reason) => {
+                        creating.get_or_insert(format!("context {context}: pod {name} {reason}"));
+                    }
+                }
+            }
+            let Some(note) = creating else {
+                self.note_wait(cluster, None);
+                return Ok(());
+            };
+            if start.elapsed() >= LOG_START_WAIT {
+                self.note_wait(cluster, None);
+                return Ok(());
+            }
+            self.note_wait(cluster, Some(note));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `count` pods of `cluster` are bound to nodes (then [`Self::wait_started`]);
+    /// a resource `FailedScheduling` is `InsufficientCapacity` at once, anything else unbound
+    /// past the timeout `Unschedulable`.
     pub(super) async fn wait_bound(
         &self,
         context: &str,
@@ -141,8 +179,7 @@ impl KubernetesProvider {
                 unbound.get_or_insert(name);
             }
             if unbound.is_none() && pods.len() >= count {
-                self.note_wait(cluster, None);
-                return Ok(());
+                return self.wait_started(context, cluster).await;
             }
             self.note_wait(
                 cluster,
