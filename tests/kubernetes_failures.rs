@@ -1,4 +1,5 @@
-//! When Kubernetes goes wrong under a running CLI: Ctrl-C during a Pending provision cleans up
+//! When Kubernetes goes wrong under a running CLI: an image that cannot be pulled fails the
+//! launch with the kubelet's reason; Ctrl-C during a Pending provision cleans up
 //! and exits 130; `status` with the API server gone says UNKNOWN, one line of reason per cluster,
 //! no library log lines and no escape codes when piped.
 
@@ -137,4 +138,36 @@ fn status_with_the_api_server_gone_says_unknown_in_one_line() {
     }
     let json = run(&home, &["status", "--json"]).json();
     assert_eq!(json["clusters"][0]["state"], "UNKNOWN", "{json}");
+}
+
+#[test]
+fn a_launch_whose_image_cannot_be_pulled_fails_with_that_reason() {
+    let clusters = "clusters:\n  - name: nopull\n    unpullable_images: ['registry.invalid/*']\n    nodes:\n      - name: nopull-1\n        allocatable: { cpu: 8, memory: 32Gi }\n";
+    let (_runtime, sim) = start_kubesim(clusters);
+    let home = temp_dir("k8s-nopull");
+    let kubeconfig = home.join("kubeconfig.yaml");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    kubernetes_config(&home, &kubeconfig, "nopull", "");
+    let path = home.join("task.yaml");
+    std::fs::write(
+        &path,
+        "resources:\n  infra: kubernetes\n  cpus: 1\n  image_id: docker:registry.invalid/private:1\nrun: echo never\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let launch = run(&home, &["launch", path.to_str().unwrap(), "-c", "nopull"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(launch.code, 1, "{}\n{}", launch.stdout, launch.stderr);
+    assert!(
+        launch.stderr.contains("cannot start: ErrImagePull")
+            && launch.stderr.contains("registry.invalid/private:1"),
+        "{}",
+        launch.stderr
+    );
+    let after = run(&home, &["status", "--json"]).json();
+    assert_eq!(after["unrecorded"].as_array().map(Vec::len), Some(0), "{after}");
 }
