@@ -1,5 +1,5 @@
 //! Rules of the house that a test can hold: every Rust source file says why it exists in a `//!`
-//! line at its top (STYLE.md §2).
+//! line at its top (STYLE.md §2), and CLI tests start the binary only through the isolating helper.
 
 use std::path::{Path, PathBuf};
 
@@ -39,5 +39,26 @@ fn every_source_file_starts_with_a_module_doc_line() {
     assert!(
         missing.is_empty(),
         "files without a `//!` line at the top: {missing:?}"
+    );
+}
+
+/// Every CLI test runs the binary through `util::skyplan_command`, which keeps it away from this
+/// machine's kubeconfig, GPUs and cloud accounts: a test that starts it another way could plan
+/// onto (and create pods on) whatever cluster the developer's `~/.kube/config` names.
+#[test]
+fn cli_tests_start_the_binary_only_through_the_isolating_helper() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("tests"), &mut files);
+    let needle = concat!("CARGO_BIN_EXE", "_skyplan");
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|path| !path.ends_with("util.rs") && !path.ends_with("house.rs"))
+        .filter(|path| std::fs::read_to_string(path).unwrap_or_default().contains(needle))
+        .map(|path| path.strip_prefix(root).unwrap_or(path).display().to_string())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "start skyplan through util::skyplan_command: {offenders:?}"
     );
 }

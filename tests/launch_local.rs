@@ -1,7 +1,7 @@
 //! `skyplan launch` on the embedded defaults: the task runs on this machine (the `local`
 //! provider), and `status`, `logs`, `down` follow it. Secrets never show.
 
-use crate::util::{skyplan_with, temp_dir};
+use crate::util::{skyplan_command, skyplan_with, temp_dir};
 
 fn example(name: &str) -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/examples/").to_string() + name
@@ -71,20 +71,21 @@ fn killing_the_cli_mid_launch_then_down_cleans_up() {
     )
     .unwrap();
     let pidfile = home.join("job.pid");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skyplan"))
-        .args([
+    let mut child = skyplan_command(
+        &[
             "launch",
             task.to_str().unwrap(),
             "-c",
             "sleeper",
             "--env",
             &format!("SKYPLAN_TEST_PIDFILE={}", pidfile.display()),
-        ])
-        .env("SKYPLAN_HOME", &home)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+        &[("SKYPLAN_HOME", home.to_str().unwrap())],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !pidfile.exists() {
         assert!(std::time::Instant::now() < deadline, "the job never started");
