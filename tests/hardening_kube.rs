@@ -270,6 +270,18 @@ fn skyplan_kubesim_kills_its_pod_processes_on_sigterm() {
     .stderr(std::process::Stdio::null())
     .spawn()
     .unwrap();
+    // A failing assertion must not leave the simulator running.
+    struct KillOnDrop(Option<u32>);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if let Some(pid) = self.0 {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+    let mut guard = KillOnDrop(Some(sim.id()));
     // It prints its one line once the kubeconfig is written.
     let mut banner = String::new();
     std::io::BufRead::read_line(
@@ -288,6 +300,8 @@ fn skyplan_kubesim_kills_its_pod_processes_on_sigterm() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let code = loop {
         if let Some(status) = sim.try_wait().unwrap() {
+            // Reaped: its pid may be reused, so never signal it again.
+            guard.0 = None;
             break status.code();
         }
         assert!(Instant::now() < deadline, "kubesim did not exit on SIGTERM");
