@@ -128,10 +128,34 @@ fn table_output_marks_the_chosen_row() {
 
 #[test]
 fn pipelines_plan_every_task() {
-    for file in ["pipeline_chain.yaml", "pipeline_dag.yaml"] {
+    let decimal = |v: &serde_json::Value| -> rust_decimal::Decimal {
+        v.as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not a decimal: {v}"))
+    };
+    for (file, names) in [
+        ("pipeline_chain.yaml", &["prep", "train", "eval"][..]),
+        (
+            "pipeline_dag.yaml",
+            &["download", "tokenize", "images", "train"][..],
+        ),
+    ] {
         let run = skyplan(&["optimize", &fixture(file), "--json"]).success();
         let plan = run.json();
-        assert!(plan["tasks"].as_array().unwrap().len() >= 2, "{file}");
+        let tasks = plan["tasks"].as_array().unwrap();
+        let planned: Vec<&str> = tasks.iter().map(|t| t["name"].as_str().unwrap_or("")).collect();
+        assert_eq!(planned, names, "{file}: every task, in order");
+        for task in tasks {
+            assert!(task["chosen"]["instance_type"].is_string(), "{file}: {task}");
+        }
+        // The totals add up: compute is the tasks' costs, total is compute plus egress.
+        let compute: rust_decimal::Decimal = tasks.iter().map(|t| decimal(&t["cost"])).sum();
+        assert_eq!(compute, decimal(&plan["compute_cost"]), "{file}");
+        assert_eq!(
+            decimal(&plan["compute_cost"]) + decimal(&plan["egress_cost"]),
+            decimal(&plan["total_cost"]),
+            "{file}"
+        );
     }
 }
 
