@@ -109,19 +109,32 @@ fn two_node_task_runs_with_ranks_and_down_leaves_nothing() {
         let second_lines = follow_logs(local.as_ref(), "pair", Some(2)).await;
         assert_eq!(second_lines.len(), 2);
         // Job 1's logs are still there, and `tail` works.
-        let tail = LogOptions {
+        let tail = |n: usize| LogOptions {
             job: Some(1),
             node: Some(0),
-            tail: Some(1),
+            tail: Some(n),
             ..Default::default()
         };
-        let last: Vec<_> = local
-            .logs("pair".into(), &tail)
-            .await
-            .expect("logs")
-            .collect()
-            .await;
-        assert_eq!(last.len(), 1);
+        for (n, want) in [
+            (1, vec!["ips=127.0.0.1,127.0.0.1 sky=0 msg=hello"]),
+            (
+                2,
+                vec!["rank=0 nodes=2 gpus=0", "ips=127.0.0.1,127.0.0.1 sky=0 msg=hello"],
+            ),
+        ] {
+            let last: Vec<String> = local
+                .logs("pair".into(), &tail(n))
+                .await
+                .expect("logs")
+                .map(|l| {
+                    let line = l.expect("line");
+                    assert_eq!(line.node, 0, "only node 0");
+                    line.text
+                })
+                .collect()
+                .await;
+            assert_eq!(last, want, "the last {n} line(s) of job 1 on node 0");
+        }
 
         // `status` refreshes the recorded jobs from the live view.
         let report = status_report(&store, launcher.providers()).await.expect("status");
@@ -274,9 +287,8 @@ fn teardown_kills_running_processes() {
     let request = LaunchRequest {
         cluster: "sleeper".to_string(),
         task: TaskNode::new("sleeper", vec![]),
-        // A child that ignores TERM must still go (KILL after the grace period is not needed
-        // here: `sleep` dies on TERM).
-        run: TaskRun::command("sleeper", "echo started; sleep 300 & wait"),
+        // The job's shell and its background child must both go (`sleep` dies on TERM).
+        run: TaskRun::command("sleeper", "echo started; sleep 300 & echo child=$!; wait"),
     };
     runtime().block_on(async {
         launcher.launch(&request, &NoProgress).await.expect("launch");
@@ -292,6 +304,13 @@ fn teardown_kills_running_processes() {
             .expect("logs");
         let first = stream.next().await.expect("line").expect("ok");
         assert_eq!(first.text, "started");
+        let second = stream.next().await.expect("line").expect("ok");
+        let child: u32 = second
+            .text
+            .strip_prefix("child=")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no child pid in {:?}", second.text));
+        assert!(pid_exists(child), "the background child runs");
         let pid: u32 = std::fs::read_to_string(home.path().join("local/sleeper/jobs/1/node-0.pid"))
             .expect("pid file")
             .trim()
@@ -306,6 +325,13 @@ fn teardown_kills_running_processes() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(!pid_exists(pid), "the job's process survived teardown");
+        while pid_exists(child) && start.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            !pid_exists(child),
+            "the job's background child {child} survived teardown"
+        );
         assert!(!home.path().join("local/sleeper").exists());
     });
 }
