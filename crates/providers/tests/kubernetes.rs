@@ -459,11 +459,37 @@ fn unknown_contexts_and_wrong_placements_are_clear_errors() {
 
 #[test]
 fn pricing_orders_clusters_before_clouds() {
-    let mut pricing = skyplan_providers::kubernetes::Pricing::default();
-    pricing.gpu_hour.insert("L4".into(), Decimal::new(20, 2));
-    let price = pricing.price(Some("L4"), 1.0, 8.0, 32.0).expect("price");
-    assert_eq!(price, Decimal::new(20, 2));
-    assert!(price < Decimal::new(8048, 4));
+    // The cluster's configured price decides against the cloud's: below AWS's 0.8048 $/h the
+    // cluster's L4 is chosen at exactly its configured price, above it the cloud is.
+    runtime().block_on(async {
+        let sim = start_sim().await;
+        let kubeconfig = Kubeconfig::from_yaml(&sim.kubeconfig_yaml()).expect("kubeconfig");
+        for (gpu_hour, cloud, price) in [
+            (Decimal::new(20, 2), "kubernetes", Decimal::new(20, 2)),
+            (Decimal::new(200, 2), "aws", Decimal::new(8048, 4)),
+        ] {
+            let mut pricing = skyplan_providers::kubernetes::Pricing::default();
+            pricing.gpu_hour.insert("L4".into(), gpu_hour);
+            let config = KubernetesConfig {
+                contexts: vec!["alpha".into()],
+                pricing,
+                ..Default::default()
+            };
+            let k8s = KubernetesProvider::new(config, kubeconfig.clone()).expect("provider");
+            let mut catalog = aws_l4_catalog();
+            catalog.extend(k8s.offers().await.expect("live offers").offers);
+            let mut graph = skyplan_optimizer::TaskGraph::default();
+            graph.add_task(l4_task());
+            let plan = skyplan_optimizer::solve(&catalog, &graph, &skyplan_optimizer::Policy::default())
+                .expect("plan");
+            let chosen = &plan.tasks[0].chosen;
+            assert_eq!(
+                (chosen.cloud.as_str(), chosen.hourly_price),
+                (cloud, price),
+                "L4 at {gpu_hour} $/h on the cluster: {chosen:?}"
+            );
+        }
+    });
 }
 
 #[test]
