@@ -43,6 +43,8 @@ pub(crate) struct Cluster {
     pub server_address: String,
     /// Image patterns that fail to pull ([`ClusterSpec::unpullable_images`]).
     pub unpullable_images: Vec<String>,
+    /// How long a bound pod waits before its containers start ([`ClusterSpec::container_start_delay`]).
+    pub container_start_delay: Option<std::time::Duration>,
 }
 
 impl Cluster {
@@ -81,6 +83,7 @@ impl Cluster {
             shutdown,
             server_address,
             unpullable_images: spec.unpullable_images.clone(),
+            container_start_delay: spec.container_start_delay.map(std::time::Duration::from_secs_f64),
         })
     }
 

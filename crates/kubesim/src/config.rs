@@ -46,6 +46,10 @@ pub struct ClusterSpec {
     /// reasons and events, and never starts.
     #[serde(default)]
     pub unpullable_images: Vec<String>,
+    /// Seconds a bound pod stays Pending (`ContainerCreating`) before its containers start, as
+    /// on a cluster that pulls images or sets up sandboxes; 0 to 3600, default none.
+    #[serde(default)]
+    pub container_start_delay: Option<f64>,
 }
 
 /// A node, or with `count` a pool of identical nodes named `<name>-0` … `<name>-<count-1>`.
@@ -133,6 +137,14 @@ impl ClustersFile {
                 return Err(invalid(
                     format!("clusters[{ci}].name"),
                     format!("duplicate cluster name {:?}", cluster.name),
+                ));
+            }
+            if let Some(delay) = cluster.container_start_delay
+                && !(0.0..=3600.0).contains(&delay)
+            {
+                return Err(invalid(
+                    format!("clusters[{ci}].container_start_delay"),
+                    format!("{delay} is not a number of seconds from 0 to 3600"),
                 ));
             }
             let mut node_names = BTreeSet::new();

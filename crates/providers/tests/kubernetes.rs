@@ -597,3 +597,47 @@ fn a_pod_whose_image_cannot_be_pulled_fails_provision_with_the_reason() {
         assert!(provider.list().await.expect("list").is_empty());
     });
 }
+
+#[test]
+fn provision_waits_while_containers_are_created() {
+    runtime().block_on(async {
+        let clusters = "clusters:\n  - name: alpha\n    container_start_delay: 2\n    nodes:\n      - name: alpha-cpu\n        allocatable: { cpu: 4, memory: 16Gi }\n";
+        let bad = clusters.replace("container_start_delay: 2", "container_start_delay: -1");
+        let err = ClustersFile::from_yaml_str(&bad).expect_err("negative delay").to_string();
+        assert!(err.contains("clusters[0].container_start_delay"), "{err}");
+        let sim = Simulator::start(
+            ClustersFile::from_yaml_str(clusters).expect("clusters file"),
+            SimOptions::default(),
+        )
+        .await
+        .expect("kubesim starts");
+        let provider = provider(&sim, &["alpha"], Duration::from_secs(10));
+        let mut placement = placement(skyplan_providers::KUBERNETES, "alpha", None, "1CPU--4GB");
+        placement.vcpus = Some(1.0);
+        placement.memory_gib = Some(1.0);
+        let request = ProvisionRequest {
+            request_id: "slow-1".into(),
+            cluster: "slow".into(),
+            placement,
+            task: TaskRun::command("t", "sleep 300"),
+        };
+        let provision = provider.provision(&request);
+        tokio::pin!(provision);
+        // While it waits, the progress note says what for.
+        let mut note = None;
+        let started = Instant::now();
+        let handle = loop {
+            tokio::select! {
+                handle = &mut provision => break handle.expect("provision"),
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    note = note.or_else(|| provider.wait_note("slow"));
+                }
+            }
+        };
+        assert!(started.elapsed() >= Duration::from_millis(1900), "{:?}", started.elapsed());
+        assert_eq!(handle.nodes.len(), 1);
+        let note = note.expect("a wait note while containers were created");
+        assert!(note.contains("slow-0") && note.contains("ContainerCreating"), "{note}");
+        provider.teardown("slow".into()).await.expect("down");
+    });
+}

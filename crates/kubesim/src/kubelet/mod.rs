@@ -175,6 +175,14 @@ async fn run_pod(cluster: Arc<Cluster>, object: Value, cancelled: watch::Receive
                 .collect::<Vec<_>>()
         );
     });
+    // A cluster may be slow to start containers (image pulls, sandboxes): Pending meanwhile.
+    if let Some(delay) = cluster.container_start_delay {
+        let mut cancelled = cancelled.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancelled.wait_for(|c| *c) => return,
+        }
+    }
     for container in init {
         let code = run_with_restarts(
             cluster.clone(),
