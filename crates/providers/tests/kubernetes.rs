@@ -68,12 +68,30 @@ run: |
 "#;
 
 pub(crate) async fn start_sim() -> RunningSim {
+    start_sim_with(CLUSTERS).await
+}
+
+/// A simulator serving the clusters of `clusters` (a clusters-file text).
+async fn start_sim_with(clusters: &str) -> RunningSim {
     Simulator::start(
-        ClustersFile::from_yaml_str(CLUSTERS).expect("clusters file"),
+        ClustersFile::from_yaml_str(clusters).expect("clusters file"),
         SimOptions::default(),
     )
     .await
     .expect("kubesim starts")
+}
+
+/// A request for one 1-CPU, 1-GiB node of `task` on context `alpha`, as cluster `cluster`.
+fn small_request(cluster: &str, task: TaskRun) -> ProvisionRequest {
+    let mut placement = placement(skyplan_providers::KUBERNETES, "alpha", None, "1CPU--4GB");
+    placement.vcpus = Some(1.0);
+    placement.memory_gib = Some(1.0);
+    ProvisionRequest {
+        request_id: format!("{cluster}-1"),
+        cluster: cluster.to_string(),
+        placement,
+        task,
+    }
 }
 
 pub(crate) fn provider(sim: &RunningSim, contexts: &[&str], timeout: Duration) -> Arc<KubernetesProvider> {
@@ -497,15 +515,7 @@ fn teardown_waits_for_the_grace_period_then_says_terminating_and_a_second_one_al
     runtime().block_on(async {
         let sim = start_sim().await;
         let provider = provider(&sim, &["alpha"], Duration::from_secs(10));
-        let mut placement = placement(skyplan_providers::KUBERNETES, "alpha", None, "1CPU--4GB");
-        placement.vcpus = Some(1.0);
-        placement.memory_gib = Some(1.0);
-        let request = |name: &str, run: &str| ProvisionRequest {
-            request_id: format!("{name}-1"),
-            cluster: name.to_string(),
-            placement: placement.clone(),
-            task: TaskRun::command("t", run),
-        };
+        let request = |name: &str, run: &str| small_request(name, TaskRun::command("t", run));
         let running = |provider: Arc<KubernetesProvider>, name: &'static str| async move {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
@@ -565,24 +575,11 @@ fn teardown_waits_for_the_grace_period_then_says_terminating_and_a_second_one_al
 fn a_pod_whose_image_cannot_be_pulled_fails_provision_with_the_reason() {
     runtime().block_on(async {
         let clusters = "clusters:\n  - name: alpha\n    unpullable_images: ['registry.invalid/*']\n    nodes:\n      - name: alpha-cpu\n        allocatable: { cpu: 4, memory: 16Gi }\n";
-        let sim = Simulator::start(
-            ClustersFile::from_yaml_str(clusters).expect("clusters file"),
-            SimOptions::default(),
-        )
-        .await
-        .expect("kubesim starts");
+        let sim = start_sim_with(clusters).await;
         let provider = provider(&sim, &["alpha"], Duration::from_secs(10));
-        let mut placement = placement(skyplan_providers::KUBERNETES, "alpha", None, "1CPU--4GB");
-        placement.vcpus = Some(1.0);
-        placement.memory_gib = Some(1.0);
         let mut task = TaskRun::command("t", "echo never");
         task.image_id = Some("docker:registry.invalid/private:1".into());
-        let request = ProvisionRequest {
-            request_id: "pull-1".into(),
-            cluster: "pull".into(),
-            placement,
-            task,
-        };
+        let request = small_request("pull", task);
         let started = Instant::now();
         let err = provider.provision(&request).await.expect_err("the image cannot be pulled");
         assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
@@ -605,22 +602,9 @@ fn provision_waits_while_containers_are_created() {
         let bad = clusters.replace("container_start_delay: 2", "container_start_delay: -1");
         let err = ClustersFile::from_yaml_str(&bad).expect_err("negative delay").to_string();
         assert!(err.contains("clusters[0].container_start_delay"), "{err}");
-        let sim = Simulator::start(
-            ClustersFile::from_yaml_str(clusters).expect("clusters file"),
-            SimOptions::default(),
-        )
-        .await
-        .expect("kubesim starts");
+        let sim = start_sim_with(clusters).await;
         let provider = provider(&sim, &["alpha"], Duration::from_secs(10));
-        let mut placement = placement(skyplan_providers::KUBERNETES, "alpha", None, "1CPU--4GB");
-        placement.vcpus = Some(1.0);
-        placement.memory_gib = Some(1.0);
-        let request = ProvisionRequest {
-            request_id: "slow-1".into(),
-            cluster: "slow".into(),
-            placement,
-            task: TaskRun::command("t", "sleep 300"),
-        };
+        let request = small_request("slow", TaskRun::command("t", "sleep 300"));
         let provision = provider.provision(&request);
         tokio::pin!(provision);
         // While it waits, the progress note says what for.
