@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::util::{Run, kubernetes_config, skyplan_command, skyplan_with, start_kubesim, temp_dir};
+use crate::util::{
+    Run, kubernetes_config, skyplan_command, skyplan_with, start_kubesim, temp_dir, wait_gone,
+};
 
 fn run(home: &Path, args: &[&str]) -> Run {
     skyplan_with(args, &[("SKYPLAN_HOME", home.to_str().unwrap())])
@@ -109,21 +111,6 @@ fn a_server_without_a_scheme_is_a_located_error_not_a_panic() {
     }
 }
 
-/// Polls (bounded) until `pid` no longer runs.
-fn gone(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat.is_empty() || stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_credential_plugin_that_never_answers_is_killed_at_the_request_timeout() {
     let home = temp_dir("kube-plugin");
@@ -163,7 +150,7 @@ fn a_credential_plugin_that_never_answers_is_killed_at_the_request_timeout() {
         }
         if let Ok(pid) = std::fs::read_to_string(&pidfile) {
             let pid: u32 = pid.trim().parse().unwrap();
-            assert!(gone(pid), "the plugin {pid} outlived {args:?}");
+            assert!(wait_gone(pid), "the plugin {pid} outlived {args:?}");
         }
     }
 }
@@ -244,7 +231,7 @@ fn down_all_with_a_damaged_store_removes_a_running_kubesim_cluster() {
     assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
     assert!(down.stderr.contains("moved it aside"), "{}", down.stderr);
     assert!(down.stdout.contains("Terminated kept"), "{}", down.stdout);
-    assert!(gone(pid), "pod process {pid} survived `down --all`");
+    assert!(wait_gone(pid), "pod process {pid} survived `down --all`");
     let after = run(&home, &["status", "--json"]).json();
     assert_eq!(after["clusters"].as_array().map(Vec::len), Some(0), "{after}");
     assert_eq!(after["unrecorded"].as_array().map(Vec::len), Some(0), "{after}");
@@ -308,5 +295,5 @@ fn skyplan_kubesim_kills_its_pod_processes_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(code, Some(0));
-    assert!(gone(pid), "pod process {pid} outlived kubesim");
+    assert!(wait_gone(pid), "pod process {pid} outlived kubesim");
 }

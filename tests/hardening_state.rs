@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::util::{Run, skyplan_with, temp_dir};
+use crate::util::{Run, skyplan_with, temp_dir, wait_gone};
 
 fn run(home: &Path, args: &[&str]) -> Run {
     skyplan_with(args, &[("SKYPLAN_HOME", home.to_str().unwrap())])
@@ -32,27 +32,6 @@ fn launch_sleeper(home: &Path, name: &str) -> u32 {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap()
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or_default()
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
-fn wait_gone(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    !alive(pid)
 }
 
 /// 4 KiB of bytes that are no SQLite database.

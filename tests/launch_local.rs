@@ -1,7 +1,7 @@
 //! `skyplan launch` on the embedded defaults: the task runs on this machine (the `local`
 //! provider), and `status`, `logs`, `down` follow it. Secrets never show.
 
-use crate::util::{skyplan_command, skyplan_with, temp_dir};
+use crate::util::{alive, skyplan_command, skyplan_with, temp_dir};
 
 fn example(name: &str) -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/examples/").to_string() + name
@@ -94,18 +94,6 @@ fn killing_the_cli_mid_launch_then_down_cleans_up() {
     child.kill().unwrap(); // SIGKILL: no cleanup runs in the CLI
     child.wait().unwrap();
     let pid: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    let alive = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|stat| {
-                !stat
-                    .rsplit(')')
-                    .next()
-                    .unwrap_or_default()
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false)
-    };
     assert!(alive(pid), "the job should outlive the killed CLI");
     let env = [("SKYPLAN_HOME", home.to_str().unwrap())];
     let down = skyplan_with(&["down", "sleeper"], &env);
