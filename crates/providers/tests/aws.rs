@@ -56,22 +56,32 @@ fn conformance_suite_passes_one_and_two_nodes() {
         placement: placement("aws", "us-east-1", Some("use1-az1"), "m6i.xlarge"),
         task: TaskRun::default(),
     };
-    runtime().block_on(conformance::run_all(aws.as_ref(), &factory));
     let two_nodes = |cluster: &str| {
         let mut request = factory(cluster);
         request.placement.num_nodes = 2;
         request.task.num_nodes = 2;
         request
     };
+    let elsewhere = |cluster: &str| {
+        let mut request = two_nodes(cluster);
+        request.placement.region = "us-west-2".to_string();
+        request.placement.zone = Some("usw2-az1".to_string());
+        request
+    };
     let rt = runtime();
-    rt.block_on(conformance::status_follows_lifecycle(aws.as_ref(), &two_nodes));
-    rt.block_on(conformance::logs_contain_run_output(aws.as_ref(), &two_nodes));
-    let on_demand = testbed.calls("RunInstances");
-    assert!(
-        on_demand
-            .iter()
-            .all(|c| !c.params.contains_key("InstanceMarketOptions.MarketType")),
-        "on-demand launches send no market options"
+    rt.block_on(conformance::run_all(aws.as_ref(), &two_nodes, Some(&elsewhere)));
+    rt.block_on(conformance::status_follows_lifecycle(aws.as_ref(), &factory));
+    rt.block_on(conformance::logs_contain_run_output(aws.as_ref(), &factory));
+    let launches = testbed.calls("RunInstances");
+    let with_market: Vec<_> = launches
+        .iter()
+        .filter(|c| c.params.contains_key("InstanceMarketOptions.MarketType"))
+        .collect();
+    assert_eq!(
+        with_market.len(),
+        1,
+        "of {} launches, only the capability check's spot request sends market options",
+        launches.len()
     );
     let one_spot_node = |cluster: &str| {
         let mut request = factory(cluster);

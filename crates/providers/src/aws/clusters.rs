@@ -69,6 +69,31 @@ impl AwsProvider {
         Ok(None)
     }
 
+    /// A searched region other than `region` holding live instances of `cluster`. Regions
+    /// that cannot be asked are passed over (with a warning): they must not stop a launch
+    /// elsewhere.
+    pub(super) async fn holding_elsewhere(&self, region: &str, cluster: &str) -> Option<String> {
+        let regions = match self.regions_for(ClusterRef::new(cluster)).await {
+            Ok(regions) => regions,
+            Err(err) => {
+                tracing::warn!("listing regions to look for cluster {cluster}: {err}");
+                return None;
+            }
+        };
+        let others = regions.iter().filter(|r| r.as_str() != region);
+        let answers = futures::future::join_all(
+            others.map(|other| async move { (other, self.cluster_instances(other, cluster).await) }),
+        )
+        .await;
+        answers.into_iter().find_map(|(other, answer)| match answer {
+            Ok(instances) => (!instances.is_empty()).then(|| other.clone()),
+            Err(err) => {
+                tracing::warn!("looking for cluster {cluster} in {other}: {err}");
+                None
+            }
+        })
+    }
+
     /// Terminates the cluster's instances in every region it may be in (see
     /// [`AwsProvider::regions_for`]), then describes them again by the cluster tag: what is
     /// shutting down is reported, anything else still there is an error.

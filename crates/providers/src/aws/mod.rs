@@ -466,6 +466,14 @@ impl Provider for AwsProvider {
                 })
             };
         }
+        if let Some(other) = self.holding_elsewhere(region, &request.cluster).await {
+            return Err(ProviderError::InvalidRequest {
+                message: format!(
+                    "cluster {:?} exists already in aws {other} (a cluster name is one cluster; pick another name or `skyplan down` it)",
+                    request.cluster
+                ),
+            });
+        }
         self.create(request).await
     }
 

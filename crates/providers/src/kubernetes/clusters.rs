@@ -32,6 +32,19 @@ impl KubernetesProvider {
         Ok(None)
     }
 
+    /// A configured context other than `context` holding pods of `cluster`. Contexts that
+    /// cannot be asked are passed over (with a warning): they must not stop a launch elsewhere.
+    pub(super) async fn holding_elsewhere(&self, context: &str, cluster: &str) -> Option<String> {
+        for other in self.contexts.iter().filter(|c| c.as_str() != context) {
+            match self.cluster_pods(other, cluster).await {
+                Ok(pods) if !pods.is_empty() => return Some(other.clone()),
+                Ok(_) => {}
+                Err(err) => tracing::warn!("looking for cluster {cluster} on context {other}: {err}"),
+            }
+        }
+        None
+    }
+
     /// Deletes every pod, service and secret labeled with `cluster` in `context`; whether any
     /// existed.
     pub(super) async fn delete_in(&self, context: &str, cluster: &str) -> Result<bool, ProviderError> {

@@ -357,6 +357,14 @@ impl Provider for KubernetesProvider {
                 })
             };
         }
+        if let Some(other) = self.holding_elsewhere(context, &request.cluster).await {
+            return Err(ProviderError::InvalidRequest {
+                message: format!(
+                    "cluster {:?} exists already on context {other} (a cluster name is one cluster; pick another name or `skyplan down` it)",
+                    request.cluster
+                ),
+            });
+        }
         let created = self.create(request, context).await;
         if created.is_err() {
             // Leave nothing half-made behind.

@@ -1,129 +1,86 @@
-//! The contract every [`Provider`] must keep, as async checks any backend's tests can run
-//! (feature `testing`). Each check panics with a message naming the broken rule, and cleans up
-//! the clusters it made.
-//!
-//! A backend's test supplies a request factory: given a cluster name, a [`ProvisionRequest`]
-//! with a placement the backend can serve. The checks set the cluster name, request id and a
-//! `run` that prints [`MARKER`] and the node rank (`echo MARKER rank $SKYPLAN_NODE_RANK`).
-//!
-//! ```
-//! # #[cfg(feature = "testing")] {
-//! use skyplan_providers::fake::{placement, FakeProvider};
-//! use skyplan_providers::{conformance, ProvisionRequest, TaskRun};
-//! let fake = FakeProvider::new("aws");
-//! let factory = |cluster: &str| ProvisionRequest {
-//!     request_id: String::new(),
-//!     cluster: cluster.to_string(),
-//!     placement: placement("aws", "us-east-1", Some("use1-az1"), "m6i.large"),
-//!     task: TaskRun::default(),
-//! };
-//! let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-//! runtime.block_on(conformance::run_all(&fake, &factory));
-//! # }
-//! ```
+//! The lifecycle contract: provision, status, list, logs and teardown of one cluster.
 
-use std::time::Duration;
+use super::*;
 
-use futures::StreamExt;
-
-use crate::{JobState, LogOptions, Provider, ProviderError, ProvisionRequest, TeardownOutcome};
-
-/// Printed by every conformance task's `run`.
-pub const MARKER: &str = "skyplan-conformance";
-
-/// Builds a request for a cluster name.
-pub type RequestFactory<'a> = &'a (dyn Fn(&str) -> ProvisionRequest + Send + Sync);
-
-/// How long a check waits for a job to finish.
-pub const JOB_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn cluster_name(check: &str) -> String {
-    format!("conf-{check}-{:06x}", fastrand::u32(..0x100_0000))
-}
-
-fn request(factory: RequestFactory<'_>, cluster: &str) -> ProvisionRequest {
-    let mut request = factory(cluster);
-    request.cluster = cluster.to_string();
-    request.request_id = format!("{cluster}-request-1");
-    request.task.name = "conformance".to_string();
-    request.task.run = Some(format!("echo {MARKER} rank $SKYPLAN_NODE_RANK"));
-    request
-}
-
-async fn provision(provider: &dyn Provider, request: &ProvisionRequest) {
-    if let Err(err) = provider.provision(request).await {
-        panic!(
-            "{}: provision of {:?} failed: {err}",
-            provider.id(),
-            request.cluster
-        );
-    }
-}
-
-async fn cleanup(provider: &dyn Provider, cluster: &str) {
-    let _ = provider.teardown(cluster.into()).await;
-}
-
-async fn wait_for_job(provider: &dyn Provider, cluster: &str) -> crate::ClusterStatus {
-    let finished = |s: &crate::ClusterStatus| s.latest_job().is_some_and(|j| j.state.is_finished());
-    match provider.wait_until(cluster.into(), &finished, JOB_TIMEOUT).await {
-        Ok(status) => status,
-        Err(err) => panic!("{}: job 1 of {cluster:?} did not finish: {err}", provider.id()),
-    }
-}
-
-/// Provisioning twice with one request id makes one cluster, and the same handle.
+/// Provisioning twice with one request id makes one cluster, gives the same handle, and starts
+/// nothing new: one job, whose output shows once per node.
 pub async fn provision_is_idempotent(provider: &dyn Provider, factory: RequestFactory<'_>) {
     let cluster = cluster_name("idem");
     let request = request(factory, &cluster);
     let first = provider.provision(&request).await;
     let second = provider.provision(&request).await;
     let listed = provider.list().await;
+    let finished = wait_for_job(provider, &cluster, Some(1)).await;
+    let lines = read_logs(provider, &cluster, &LogOptions::default()).await;
     cleanup(provider, &cluster).await;
+    let id = provider.id();
     let (first, second) = match (first, second) {
         (Ok(a), Ok(b)) => (a, b),
-        (a, b) => panic!("{}: provision twice: {a:?} then {b:?}", provider.id()),
+        (a, b) => panic!("{id}: provision twice: {a:?} then {b:?}"),
     };
-    assert_eq!(
-        first.request_id,
-        second.request_id,
-        "{}: handles differ",
-        provider.id()
-    );
-    assert_eq!(first.nodes, second.nodes, "{}: handles differ", provider.id());
+    assert_eq!(first.request_id, second.request_id, "{id}: handles differ");
+    assert_eq!(first.nodes, second.nodes, "{id}: handles differ");
+    assert_eq!(first.job_id, second.job_id, "{id}: a repeat names the same job");
     let count = listed
-        .unwrap_or_else(|err| panic!("{}: list failed: {err}", provider.id()))
+        .unwrap_or_else(|err| panic!("{id}: list failed: {err}"))
         .iter()
         .filter(|c| c.name == cluster)
         .count();
-    assert_eq!(
-        count,
-        1,
-        "{}: same request id twice must make one cluster",
-        provider.id()
-    );
+    assert_eq!(count, 1, "{id}: same request id twice must make one cluster");
+    let status = finished.unwrap_or_else(|err| panic!("{id}: job 1 of {cluster:?} did not finish: {err}"));
+    let ids: Vec<u64> = status.jobs.iter().map(|j| j.id).collect();
+    assert_eq!(ids, [1], "{id}: a repeated request must start no second job");
+    let lines = lines.unwrap_or_else(|err| panic!("{id}: logs failed: {err}"));
+    for rank in 0..node_count(&request) {
+        let expected = format!("{MARKER} rank {rank}");
+        let shown = lines.iter().filter(|l| l.node == rank && l.text == expected).count();
+        assert_eq!(shown, 1, "{id}: the job ran {shown} times on rank {rank}: {lines:?}");
+    }
 }
 
-/// Another request id for an existing cluster name is an `InvalidRequest`, and leaves the
-/// cluster alone.
-pub async fn conflicting_request_is_rejected(provider: &dyn Provider, factory: RequestFactory<'_>) {
+/// Another request id for an existing cluster name is an `InvalidRequest` and leaves the
+/// cluster alone — in the same place, and in another place the provider serves (a cluster
+/// name is one cluster, wherever it is).
+pub async fn conflicting_request_is_rejected(
+    provider: &dyn Provider,
+    factory: RequestFactory<'_>,
+    elsewhere: Option<RequestFactory<'_>>,
+) {
     let cluster = cluster_name("conflict");
     let request = request(factory, &cluster);
     provision(provider, &request).await;
-    let mut other = request.clone();
-    other.request_id = format!("{cluster}-request-2");
-    let answer = provider.provision(&other).await;
+    let mut others = vec![("the same place", request.clone())];
+    if let Some(elsewhere) = elsewhere {
+        others.push(("another place", self::request(elsewhere, &cluster)));
+    }
+    let mut answers = Vec::new();
+    for (n, (place, mut other)) in others.into_iter().enumerate() {
+        other.request_id = format!("{cluster}-request-{}", n + 2);
+        answers.push((place, other.placement.region.clone(), provider.provision(&other).await));
+    }
     let still_there = provider.status(cluster.as_str().into()).await;
+    let listed = provider.list().await;
+    // Anything the second request made anyway must go too.
     cleanup(provider, &cluster).await;
-    assert!(
-        matches!(answer, Err(ProviderError::InvalidRequest { .. })),
-        "{}: a second request id for {cluster:?} must be InvalidRequest, got {answer:?}",
-        provider.id()
-    );
-    assert!(
-        still_there.is_ok(),
-        "{}: the first cluster must survive",
-        provider.id()
+    cleanup(provider, &cluster).await;
+    let id = provider.id();
+    for (place, region, answer) in answers {
+        assert!(
+            matches!(answer, Err(ProviderError::InvalidRequest { .. })),
+            "{id}: a second request id for {cluster:?} in {place} ({region}) must be InvalidRequest, got {answer:?}"
+        );
+    }
+    assert!(still_there.is_ok(), "{id}: the first cluster must survive: {still_there:?}");
+    let places: Vec<String> = listed
+        .unwrap_or_else(|err| panic!("{id}: list failed: {err}"))
+        .into_iter()
+        .filter(|c| c.name == cluster)
+        .map(|c| c.region)
+        .collect();
+    assert_eq!(
+        places,
+        [request.placement.region.clone()],
+        "{id}: {cluster:?} must exist once, where it was made"
     );
 }
 
@@ -171,7 +128,9 @@ pub async fn status_follows_lifecycle(provider: &dyn Provider, factory: RequestF
     );
     let request = request(factory, &cluster);
     provision(provider, &request).await;
-    let status = wait_for_job(provider, &cluster).await;
+    let status = wait_for_job(provider, &cluster, Some(1))
+        .await
+        .unwrap_or_else(|err| panic!("{}: job 1 of {cluster:?} did not finish: {err}", provider.id()));
     let gone = {
         cleanup(provider, &cluster).await;
         provider.status(cluster.as_str().into()).await
@@ -228,26 +187,14 @@ pub async fn logs_contain_run_output(provider: &dyn Provider, factory: RequestFa
     let cluster = cluster_name("logs");
     let request = request(factory, &cluster);
     provision(provider, &request).await;
-    let lines = async {
-        let options = LogOptions {
-            follow: true,
-            ..Default::default()
-        };
-        let stream = provider.logs(cluster.as_str().into(), &options).await?;
-        let lines: Vec<Result<crate::LogLine, ProviderError>> =
-            tokio::time::timeout(JOB_TIMEOUT, stream.collect())
-                .await
-                .map_err(|_| ProviderError::Timeout {
-                    what: "the log stream to end".to_string(),
-                    seconds: JOB_TIMEOUT.as_secs_f64(),
-                })?;
-        lines.into_iter().collect::<Result<Vec<_>, _>>()
-    }
-    .await;
+    let options = LogOptions {
+        follow: true,
+        ..Default::default()
+    };
+    let lines = read_logs(provider, &cluster, &options).await;
     cleanup(provider, &cluster).await;
     let lines = lines.unwrap_or_else(|err| panic!("{}: logs failed: {err}", provider.id()));
-    let nodes = request.placement.num_nodes.max(request.task.num_nodes).max(1);
-    for rank in 0..nodes {
+    for rank in 0..node_count(&request) {
         let expected = format!("{MARKER} rank {rank}");
         assert!(
             lines.iter().any(|l| l.node == rank && l.text == expected),
@@ -287,15 +234,4 @@ pub async fn teardown_leaves_nothing(provider: &dyn Provider, factory: RequestFa
         "{}: logs after teardown must be NotFound",
         provider.id()
     );
-}
-
-/// Every check above, one after another.
-pub async fn run_all(provider: &dyn Provider, factory: RequestFactory<'_>) {
-    provision_is_idempotent(provider, factory).await;
-    conflicting_request_is_rejected(provider, factory).await;
-    teardown_is_idempotent(provider, factory).await;
-    status_follows_lifecycle(provider, factory).await;
-    list_finds_cluster_by_label(provider, factory).await;
-    logs_contain_run_output(provider, factory).await;
-    teardown_leaves_nothing(provider, factory).await;
 }
