@@ -12,6 +12,8 @@ mod aws;
 mod conformance;
 /// The failover launcher against the fake provider: capacity, quota, invalid, transient errors.
 mod failover;
+/// Faults at every step (partial creation, cleanup, status, teardown), and fake jobs in time.
+mod faults;
 /// The kubernetes backend against kubesim: contract, failover between clusters, render.
 #[cfg(feature = "kubernetes")]
 mod kubernetes;

@@ -115,7 +115,11 @@ pub async fn log_options_select_lines(provider: &dyn Provider, factory: RequestF
     let job_1 = job_1.unwrap_or_else(|err| panic!("{id}: logs of job 1 failed: {err}"));
     for rank in 0..nodes {
         // Nodes' lines may interleave either way; each node's are in order.
-        assert_eq!(texts(&job_1, rank), texts(&all, rank), "{id}: job 1 is the newest job");
+        assert_eq!(
+            texts(&job_1, rank),
+            texts(&all, rank),
+            "{id}: job 1 is the newest job"
+        );
     }
     assert!(
         matches!(unknown, Err(ProviderError::NotFound { .. })),
@@ -137,7 +141,9 @@ pub async fn provision_returns_while_the_job_runs(provider: &dyn Provider, facto
         Ok(Ok(handle)) => assert_eq!(handle.job_id, Some(1), "{id}: the task runs as job 1"),
     }
     let status = status.unwrap_or_else(|err| panic!("{id}: status after provision: {err}"));
-    let job = status.job(1).unwrap_or_else(|| panic!("{id}: no job 1: {status:?}"));
+    let job = status
+        .job(1)
+        .unwrap_or_else(|| panic!("{id}: no job 1: {status:?}"));
     assert!(
         matches!(job.state, JobState::Pending | JobState::Running),
         "{id}: a 600 s job right after provision: {job:?}"
@@ -151,7 +157,9 @@ pub async fn teardown_stops_a_running_job(provider: &dyn Provider, factory: Requ
     provision(provider, &request).await;
     let id = provider.id();
     let running = |s: &ClusterStatus| s.job(1).is_some_and(|j| j.state == JobState::Running);
-    let started = provider.wait_until(cluster.as_str().into(), &running, JOB_TIMEOUT).await;
+    let started = provider
+        .wait_until(cluster.as_str().into(), &running, JOB_TIMEOUT)
+        .await;
     let outcome = provider.teardown(cluster.as_str().into()).await;
     let gone = async {
         let deadline = tokio::time::Instant::now() + JOB_TIMEOUT;
@@ -180,7 +188,10 @@ pub async fn teardown_stops_a_running_job(provider: &dyn Provider, factory: Requ
     if let Err(still) = gone {
         panic!("{id}: {cluster:?} still there {JOB_TIMEOUT:?} after teardown: {still:?}");
     }
-    let logs = provider.logs(cluster.as_str().into(), &LogOptions::default()).await.map(|_| ());
+    let logs = provider
+        .logs(cluster.as_str().into(), &LogOptions::default())
+        .await
+        .map(|_| ());
     assert!(
         matches!(logs, Err(ProviderError::NotFound { .. })),
         "{id}: logs of a torn-down cluster must be NotFound, got {logs:?}"
@@ -200,7 +211,10 @@ pub async fn exec_keeps_to_capabilities(provider: &dyn Provider, factory: Reques
     task.run = Some(format!("echo {MARKER} exec rank $SKYPLAN_NODE_RANK"));
     let exec = provider.exec(cluster.as_str().into(), &task).await;
     let second = match &exec {
-        Ok(job) => Some((wait_for_job(provider, &cluster, Some(*job)).await, read_logs(provider, &cluster, &LogOptions::default()).await)),
+        Ok(job) => Some((
+            wait_for_job(provider, &cluster, Some(*job)).await,
+            read_logs(provider, &cluster, &LogOptions::default()).await,
+        )),
         Err(_) => None,
     };
     cleanup(provider, &cluster).await;
@@ -223,12 +237,19 @@ pub async fn exec_keeps_to_capabilities(provider: &dyn Provider, factory: Reques
     let status = status.unwrap_or_else(|err| panic!("{id}: job 2 did not finish: {err}"));
     let ids: Vec<u64> = status.jobs.iter().map(|j| j.id).collect();
     assert_eq!(ids, [1, 2], "{id}: the cluster's jobs");
-    assert_eq!(status.job(2).map(|j| j.state), Some(JobState::Succeeded), "{id}: job 2");
+    assert_eq!(
+        status.job(2).map(|j| j.state),
+        Some(JobState::Succeeded),
+        "{id}: job 2"
+    );
     let lines = lines.unwrap_or_else(|err| panic!("{id}: logs of job 2 failed: {err}"));
     let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
     for rank in 0..node_count(&request) {
         let expected = format!("{MARKER} exec rank {rank}");
-        assert!(texts.contains(&expected.as_str()), "{id}: job 2 logs lack {expected:?}: {texts:?}");
+        assert!(
+            texts.contains(&expected.as_str()),
+            "{id}: job 2 logs lack {expected:?}: {texts:?}"
+        );
     }
     assert!(
         texts.iter().all(|t| t.contains(" exec rank ")),
@@ -242,7 +263,9 @@ pub async fn capabilities_match_unsupported(provider: &dyn Provider, factory: Re
     let claimed = provider.capabilities();
     let id = provider.id();
     let scratch = std::env::temp_dir().join(format!("{}-{id}", cluster_name("files")));
-    if let Err(err) = std::fs::create_dir_all(&scratch).and_then(|()| std::fs::write(scratch.join("a.txt"), "a\n")) {
+    if let Err(err) =
+        std::fs::create_dir_all(&scratch).and_then(|()| std::fs::write(scratch.join("a.txt"), "a\n"))
+    {
         panic!("making {}: {err}", scratch.display());
     }
     type Needs = fn(&mut ProvisionRequest, &std::path::Path);
@@ -251,17 +274,27 @@ pub async fn capabilities_match_unsupported(provider: &dyn Provider, factory: Re
             r.task.image_id = Some("docker:busybox:1.36".to_string());
         }),
         ("spot", claimed.spot, |r, _| r.placement.use_spot = true),
-        ("ports", claimed.ports, |r, _| r.task.ports = vec![PortRange::single(8080)]),
-        ("workdir", claimed.workdir, |r, dir| r.task.workdir = Some(dir.to_path_buf())),
+        ("ports", claimed.ports, |r, _| {
+            r.task.ports = vec![PortRange::single(8080)]
+        }),
+        ("workdir", claimed.workdir, |r, dir| {
+            r.task.workdir = Some(dir.to_path_buf())
+        }),
         ("file_mounts", claimed.file_mounts, |r, dir| {
             let source = FileMount::Source(dir.join("a.txt").display().to_string());
-            r.task.file_mounts.insert("/tmp/skyplan-conformance/a.txt".to_string(), source);
+            r.task
+                .file_mounts
+                .insert("/tmp/skyplan-conformance/a.txt".to_string(), source);
         }),
         ("bucket_mounts", claimed.bucket_mounts, |r, _| {
             let source = FileMount::Source("s3://skyplan-conformance-bucket".to_string());
-            r.task.file_mounts.insert("/tmp/skyplan-conformance/bucket".to_string(), source);
+            r.task
+                .file_mounts
+                .insert("/tmp/skyplan-conformance/bucket".to_string(), source);
         }),
-        ("disk_size", claimed.disk_size, |r, _| r.task.disk_size_gb = Some(64)),
+        ("disk_size", claimed.disk_size, |r, _| {
+            r.task.disk_size_gb = Some(64)
+        }),
     ];
     let mut wrong = Vec::new();
     for (name, supported, needs) in features {
@@ -274,11 +307,17 @@ pub async fn capabilities_match_unsupported(provider: &dyn Provider, factory: Re
         let made = listed.map(|l| l.iter().any(|c| c.name == cluster));
         match (supported, &answer) {
             (false, Err(ProviderError::Unsupported { .. })) if made.as_ref().is_ok_and(|m| !m) => {}
-            (false, _) => wrong.push(format!("{name} is not claimed: want Unsupported and nothing made, got {answer:?} (made: {made:?})")),
+            (false, _) => wrong.push(format!(
+                "{name} is not claimed: want Unsupported and nothing made, got {answer:?} (made: {made:?})"
+            )),
             (true, Ok(_)) => {}
             (true, Err(err)) => wrong.push(format!("{name} is claimed, but provision failed: {err}")),
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    assert!(wrong.is_empty(), "{id}: capabilities {claimed:?} do not match provision:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{id}: capabilities {claimed:?} do not match provision:\n{}",
+        wrong.join("\n")
+    );
 }

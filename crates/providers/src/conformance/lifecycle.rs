@@ -33,8 +33,14 @@ pub async fn provision_is_idempotent(provider: &dyn Provider, factory: RequestFa
     let lines = lines.unwrap_or_else(|err| panic!("{id}: logs failed: {err}"));
     for rank in 0..node_count(&request) {
         let expected = format!("{MARKER} rank {rank}");
-        let shown = lines.iter().filter(|l| l.node == rank && l.text == expected).count();
-        assert_eq!(shown, 1, "{id}: the job ran {shown} times on rank {rank}: {lines:?}");
+        let shown = lines
+            .iter()
+            .filter(|l| l.node == rank && l.text == expected)
+            .count();
+        assert_eq!(
+            shown, 1,
+            "{id}: the job ran {shown} times on rank {rank}: {lines:?}"
+        );
     }
 }
 
@@ -56,7 +62,11 @@ pub async fn conflicting_request_is_rejected(
     let mut answers = Vec::new();
     for (n, (place, mut other)) in others.into_iter().enumerate() {
         other.request_id = format!("{cluster}-request-{}", n + 2);
-        answers.push((place, other.placement.region.clone(), provider.provision(&other).await));
+        answers.push((
+            place,
+            other.placement.region.clone(),
+            provider.provision(&other).await,
+        ));
     }
     let still_there = provider.status(cluster.as_str().into()).await;
     let listed = provider.list().await;
@@ -70,7 +80,10 @@ pub async fn conflicting_request_is_rejected(
             "{id}: a second request id for {cluster:?} in {place} ({region}) must be InvalidRequest, got {answer:?}"
         );
     }
-    assert!(still_there.is_ok(), "{id}: the first cluster must survive: {still_there:?}");
+    assert!(
+        still_there.is_ok(),
+        "{id}: the first cluster must survive: {still_there:?}"
+    );
     let places: Vec<String> = listed
         .unwrap_or_else(|err| panic!("{id}: list failed: {err}"))
         .into_iter()

@@ -34,7 +34,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::{ClusterStatus, JobState, LogLine, LogOptions, Provider, ProviderError, ProvisionRequest, TeardownOutcome};
+use crate::{
+    ClusterStatus, JobState, LogLine, LogOptions, Provider, ProviderError, ProvisionRequest, TeardownOutcome,
+};
 
 pub use jobs::{
     capabilities_match_unsupported, exec_keeps_to_capabilities, failing_job_reports_exit_code,
@@ -59,7 +61,11 @@ fn cluster_name(check: &str) -> String {
 }
 
 fn request(factory: RequestFactory<'_>, cluster: &str) -> ProvisionRequest {
-    with_run(factory, cluster, &format!("echo {MARKER} rank $SKYPLAN_NODE_RANK"))
+    with_run(
+        factory,
+        cluster,
+        &format!("echo {MARKER} rank $SKYPLAN_NODE_RANK"),
+    )
 }
 
 /// The conformance request for `cluster` with `run` as its script.
@@ -91,7 +97,11 @@ async fn cleanup(provider: &dyn Provider, cluster: &str) {
 }
 
 /// Waits for job `id` (the newest when `None`) to finish.
-async fn wait_for_job(provider: &dyn Provider, cluster: &str, id: Option<u64>) -> Result<ClusterStatus, ProviderError> {
+async fn wait_for_job(
+    provider: &dyn Provider,
+    cluster: &str,
+    id: Option<u64>,
+) -> Result<ClusterStatus, ProviderError> {
     let finished = move |s: &ClusterStatus| {
         id.map_or_else(|| s.latest_job(), |id| s.job(id))
             .is_some_and(|j| j.state.is_finished())
@@ -100,7 +110,11 @@ async fn wait_for_job(provider: &dyn Provider, cluster: &str, id: Option<u64>) -
 }
 
 /// Every line of a log stream, bounded by [`JOB_TIMEOUT`].
-async fn read_logs(provider: &dyn Provider, cluster: &str, options: &LogOptions) -> Result<Vec<LogLine>, ProviderError> {
+async fn read_logs(
+    provider: &dyn Provider,
+    cluster: &str,
+    options: &LogOptions,
+) -> Result<Vec<LogLine>, ProviderError> {
     let stream = provider.logs(cluster.into(), options).await?;
     let lines: Vec<Result<LogLine, ProviderError>> = tokio::time::timeout(JOB_TIMEOUT, stream.collect())
         .await
@@ -113,7 +127,11 @@ async fn read_logs(provider: &dyn Provider, cluster: &str, options: &LogOptions)
 
 /// Every check, one after another; `elsewhere` makes requests for another place the provider
 /// serves (conflicting names are checked across places then).
-pub async fn run_all(provider: &dyn Provider, factory: RequestFactory<'_>, elsewhere: Option<RequestFactory<'_>>) {
+pub async fn run_all(
+    provider: &dyn Provider,
+    factory: RequestFactory<'_>,
+    elsewhere: Option<RequestFactory<'_>>,
+) {
     provision_is_idempotent(provider, factory).await;
     conflicting_request_is_rejected(provider, factory, elsewhere).await;
     teardown_is_idempotent(provider, factory).await;

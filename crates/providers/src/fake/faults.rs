@@ -155,7 +155,10 @@ mod tests {
         };
         faults.prime(Step::Teardown, ErrorMatch::region("us-east-1"), error, 1);
         assert!(faults.take(Step::Status, Some(&p)).is_ok());
-        assert!(faults.take(Step::Teardown, None).is_ok(), "a region matcher needs a cluster");
+        assert!(
+            faults.take(Step::Teardown, None).is_ok(),
+            "a region matcher needs a cluster"
+        );
         assert!(faults.take(Step::Teardown, Some(&p)).is_err());
         assert!(faults.take(Step::Teardown, Some(&p)).is_ok(), "used up");
     }

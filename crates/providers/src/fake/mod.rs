@@ -30,8 +30,8 @@ use script::FakeJob;
 
 use crate::{
     CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterRef, ClusterState, ClusterStatus, ClusterSummary,
-    LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProviderError, ProvisionRequest,
-    TaskRun, TeardownOutcome,
+    LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProviderError, ProvisionRequest, TaskRun,
+    TeardownOutcome,
 };
 
 /// One recorded call.
@@ -78,8 +78,10 @@ struct FakeCluster {
     placement: Placement,
     /// Nodes the request asked for.
     num_nodes: u32,
-    /// Nodes created so far (fewer than `num_nodes` after an [`Step::AfterCreate`] error).
+    /// Nodes created so far: one after an [`Step::AfterCreate`] error.
     created: u32,
+    /// Every node made and the job started.
+    complete: bool,
     jobs: Vec<FakeJob>,
 }
 
@@ -210,7 +212,12 @@ impl FakeProvider {
     }
 
     /// Records `call`, then answers the error primed for `step` on `cluster`, if any.
-    fn enter(&self, call: Call, step: Step, cluster: Option<&str>) -> Result<MutexGuard<'_, FakeState>, ProviderError> {
+    fn enter(
+        &self,
+        call: Call,
+        step: Step,
+        cluster: Option<&str>,
+    ) -> Result<MutexGuard<'_, FakeState>, ProviderError> {
         let mut state = self.lock();
         state.calls.push(call);
         let placement = cluster
@@ -295,9 +302,10 @@ impl Provider for FakeProvider {
                     ),
                 });
             }
-            if existing.created < existing.num_nodes {
+            if !existing.complete {
                 // A retry after a failure past creation: finish the cluster, start the job.
                 existing.created = existing.num_nodes;
+                existing.complete = true;
                 let job = self.start_job(1, &request.task, existing, true);
                 existing.jobs.push(job);
             }
@@ -308,6 +316,7 @@ impl Provider for FakeProvider {
             placement: request.placement.clone(),
             num_nodes,
             created: 1,
+            complete: false,
             jobs: Vec::new(),
         };
         if let Err(error) = state.faults.take(Step::AfterCreate, Some(&request.placement)) {
@@ -315,7 +324,10 @@ impl Provider for FakeProvider {
             return Err(error);
         }
         cluster.created = num_nodes;
-        cluster.jobs.push(self.start_job(1, &request.task, &cluster, true));
+        cluster.complete = true;
+        cluster
+            .jobs
+            .push(self.start_job(1, &request.task, &cluster, true));
         let handle = self.handle(name, &cluster);
         state.clusters.insert(name.to_string(), cluster);
         Ok(handle)
@@ -334,7 +346,7 @@ impl Provider for FakeProvider {
         let now = Instant::now();
         Ok(ClusterStatus {
             cluster: name.to_string(),
-            state: if found.created < found.num_nodes {
+            state: if !found.complete {
                 ClusterState::Provisioning
             } else {
                 ClusterState::Up
@@ -405,7 +417,9 @@ impl Provider for FakeProvider {
             lines.retain(|_| keep.next().unwrap_or(false));
         }
         if !options.follow {
-            return Ok(Box::pin(futures::stream::iter(lines.into_iter().map(|(_, l)| Ok(l)))));
+            return Ok(Box::pin(futures::stream::iter(
+                lines.into_iter().map(|(_, l)| Ok(l)),
+            )));
         }
         // Follow: each line when it is printed; the stream ends when the job ends, or when the
         // cluster is torn down meanwhile.

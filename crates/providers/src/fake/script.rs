@@ -102,7 +102,14 @@ impl FakeJob {
             .map(|n| ran.filter(|t| *t >= n.end).map(|_| n.exit_code))
             .collect();
         let finished = node_exit_codes.iter().all(Option::is_some);
-        let exit_code = finished.then(|| node_exit_codes.iter().flatten().copied().find(|c| *c != 0).unwrap_or(0));
+        let exit_code = finished.then(|| {
+            node_exit_codes
+                .iter()
+                .flatten()
+                .copied()
+                .find(|c| *c != 0)
+                .unwrap_or(0)
+        });
         JobStatus {
             id: self.id,
             name: self.name.clone(),

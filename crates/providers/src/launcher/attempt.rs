@@ -216,15 +216,13 @@ impl Launcher {
             // Whatever the failed attempt created must not linger (and cost money); but no more
             // calls with credentials the cloud has just rejected (`down` cleans up later).
             let rejected = matches!(error, ProviderError::Auth { .. });
+            let mut left_behind = None;
             if tried
                 && !rejected
                 && let (Some(provider), FailoverAction::Block(_)) = (provider, &action)
-                && let Err(teardown_error) = provider.teardown(cluster.into()).await
+                && let Err(teardown_error) = self.clean_up(provider.as_ref(), cluster).await
             {
-                tracing::warn!(
-                    "cleaning up after attempt {n} on {}: {teardown_error}",
-                    provider.id()
-                );
+                left_behind = Some((provider.id().to_string(), teardown_error.redacted(&secrets)));
             }
             let outcome = match action {
                 FailoverAction::Block(_) => "blocked",
@@ -252,11 +250,40 @@ impl Launcher {
                 _ => true,
             };
             failures.push(attempt);
+            if let Some((provider, teardown_error)) = left_behind {
+                // Trying elsewhere now could run the cluster twice (and bill twice).
+                return Err(fail(
+                    failures,
+                    format!(
+                        "what attempt {n} created on {provider} could not be removed ({teardown_error}); \
+                         failover stopped: `skyplan down {cluster}` removes it"
+                    ),
+                ));
+            }
             if stop {
                 return Err(fail(
                     failures,
                     "the last error is not one that failover can help with".to_string(),
                 ));
+            }
+        }
+    }
+
+    /// Tears down what a failed attempt created, retrying transient errors with the backoff.
+    async fn clean_up(&self, provider: &dyn Provider, cluster: &str) -> Result<(), ProviderError> {
+        let mut retry = 0;
+        loop {
+            match provider.teardown(cluster.into()).await {
+                Ok(_) => return Ok(()),
+                Err(ProviderError::Transient { message }) if retry < self.backoff.max_retries => {
+                    retry += 1;
+                    tracing::debug!(
+                        "cleaning up {cluster} on {}: {message}; retry {retry}",
+                        provider.id()
+                    );
+                    tokio::time::sleep(self.backoff.delay(retry)).await;
+                }
+                Err(error) => return Err(error),
             }
         }
     }
