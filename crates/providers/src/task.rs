@@ -204,7 +204,8 @@ impl TaskRun {
 /// line, longest first, and prints it after `SKYPLAN_LINE_PREFIX` (if set), flushing each line so
 /// logs stream. Used by the job scripts of the `local` and `aws` backends.
 #[cfg(any(feature = "local", feature = "aws"))]
-pub(crate) const REDACT_AWK: &str = r#"# Written by skyplan: replaces the values of the variables named in SKYPLAN_REDACT_VARS.
+pub(crate) const REDACT_AWK: &str = r##"# Written by skyplan: replaces the values of the variables named in SKYPLAN_REDACT_VARS,
+# and prints each line after SKYPLAN_LINE_PREFIX (with "#N" in it replaced by the line number).
 BEGIN {
   n = split(ENVIRON["SKYPLAN_REDACT_VARS"], names, " ")
   k = 0
@@ -219,10 +220,12 @@ BEGIN {
     while ((p = index(line, v)) > 0) { out = out substr(line, 1, p - 1) "<redacted>"; line = substr(line, p + length(v)) }
     line = out line
   }
-  print ENVIRON["SKYPLAN_LINE_PREFIX"] line
+  prefix = ENVIRON["SKYPLAN_LINE_PREFIX"]
+  sub(/#N/, "#" NR, prefix)
+  print prefix line
   fflush()
 }
-"#;
+"##;
 
 /// Single-quotes `text` for bash (`it's` → `'it'\''s'`).
 #[cfg(any(feature = "local", feature = "aws"))]

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use skyplan_optimizer::{Requirement, TaskNode};
 use skyplan_providers::aws::testing::{AwsTestbed, Ec2Fault};
 use skyplan_providers::fake::placement;
@@ -418,4 +420,101 @@ fn bad_labels_are_refused_before_anything_is_created() {
     assert!(err.to_string().contains("label aws:owner=me"), "{err}");
     assert!(testbed.calls("CreateSecurityGroup").is_empty());
     assert!(testbed.calls("RunInstances").is_empty());
+}
+
+#[test]
+fn a_new_instance_unknown_to_ec2_for_a_while_does_not_stop_the_launch() {
+    let testbed = testbed();
+    testbed.set_eventual_consistency(std::time::Duration::from_millis(1500));
+    let aws = provider(&testbed);
+    let two_nodes = |cluster: &str| {
+        let mut request = ProvisionRequest {
+            request_id: String::new(),
+            cluster: cluster.to_string(),
+            placement: placement("aws", "us-east-1", Some("use1-az1"), "m6i.xlarge"),
+            task: TaskRun::default(),
+        };
+        request.placement.num_nodes = 2;
+        request.task.num_nodes = 2;
+        request
+    };
+    let rt = runtime();
+    rt.block_on(conformance::status_follows_lifecycle(aws.as_ref(), &two_nodes));
+    rt.block_on(conformance::logs_contain_run_output(aws.as_ref(), &two_nodes));
+    rt.block_on(conformance::teardown_stops_a_running_job(
+        aws.as_ref(),
+        &two_nodes,
+    ));
+    let tags = testbed.calls("CreateTags");
+    assert!(
+        tags.iter()
+            .any(|c| c.fault.as_deref() == Some("InvalidInstanceID.NotFound")),
+        "the proxy answered NotFound for a new instance: {tags:?}"
+    );
+    assert!(
+        tags.iter().any(|c| c.fault.is_none()),
+        "and the backend asked again"
+    );
+    assert_eq!(testbed.running_instances(), 0);
+}
+
+#[test]
+fn console_output_past_64_kib_is_cut_from_the_front_and_logs_say_so() {
+    let testbed = testbed();
+    let aws = provider(&testbed);
+    let request = ProvisionRequest {
+        request_id: "long-1".to_string(),
+        cluster: "long".to_string(),
+        placement: placement("aws", "us-east-1", Some("use1-az1"), "m6i.xlarge"),
+        // About 100 KiB of output: the first lines cannot stay on a 64 KiB console.
+        task: TaskRun::command(
+            "long",
+            "for i in $(seq 1 3000); do echo \"line $i of the long job\"; done",
+        ),
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        aws.provision(&request).await.expect("provision");
+        let status = wait_job(aws.as_ref(), "long", 1).await;
+        assert_eq!(
+            status.job(1).map(|j| j.exit_code),
+            Some(Some(0)),
+            "the exit line is kept"
+        );
+        let lines: Vec<String> = aws
+            .logs("long".into(), &skyplan_providers::LogOptions::default())
+            .await
+            .expect("logs")
+            .map(|l| l.expect("line").text)
+            .collect()
+            .await;
+        aws.teardown("long".into()).await.expect("teardown");
+        let note = lines.first().expect("lines");
+        assert!(
+            note.contains("lines were cut") && note.contains("64 KiB"),
+            "{note}"
+        );
+        let kept: Vec<u32> = lines[1..]
+            .iter()
+            .map(|l| {
+                l.split(' ')
+                    .nth(1)
+                    .and_then(|n| n.parse().ok())
+                    .expect("numbered line")
+            })
+            .collect();
+        let first = kept[0];
+        let cut: u32 = note
+            .split(' ')
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .expect("a count");
+        assert_eq!(cut + 1, first, "the note counts exactly the lines cut");
+        assert_eq!(
+            kept,
+            (first..=3000).collect::<Vec<_>>(),
+            "the rest, in order, none twice"
+        );
+        assert!(first > 1 && lines.len() < 3000);
+    });
 }

@@ -167,12 +167,15 @@ impl AwsProvider {
             .filter_map(|i| i.instance_id().map(str::to_string))
             .collect();
         if !ids.is_empty() {
-            client
-                .terminate_instances()
-                .set_instance_ids(Some(ids))
-                .send()
-                .await
-                .map_err(|e| map_sdk_error(region, "TerminateInstances", e))?;
+            until_known("TerminateInstances", self.settings.poll_interval, || async {
+                client
+                    .terminate_instances()
+                    .set_instance_ids(Some(ids.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error(region, "TerminateInstances", e))
+            })
+            .await?;
         }
         let deadline = Instant::now() + self.settings.teardown_wait;
         for (group, _) in groups {

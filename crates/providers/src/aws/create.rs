@@ -144,14 +144,17 @@ impl AwsProvider {
             .iter()
             .filter_map(|i| i.instance_id().map(str::to_string))
             .collect();
-        self.client(region)
-            .await
-            .create_tags()
-            .set_resources(Some(ids))
-            .tags(tag(NODE_IPS_TAG, &ips))
-            .send()
-            .await
-            .map_err(|e| map_sdk_error(region, "CreateTags", e))?;
+        let client = self.client(region).await;
+        until_known("CreateTags", self.settings.poll_interval, || async {
+            client
+                .create_tags()
+                .set_resources(Some(ids.clone()))
+                .tags(tag(NODE_IPS_TAG, &ips))
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(region, "CreateTags", e))
+        })
+        .await?;
         Ok(())
     }
 

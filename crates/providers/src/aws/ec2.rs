@@ -24,7 +24,43 @@ pub(super) async fn describe_instances(
     Ok(instances)
 }
 
-/// A node's console output, decoded.
+/// How long an instance id that `RunInstances` just returned may be unknown to other EC2
+/// calls (EC2 is eventually consistent: they answer `InvalidInstanceID.NotFound` meanwhile).
+pub(super) const CONSISTENCY_WAIT: Duration = Duration::from_secs(30);
+
+/// Runs `call` (one naming instances by id that exist: just created, or just described) again
+/// while EC2 answers NotFound, for at most [`CONSISTENCY_WAIT`].
+pub(super) async fn until_known<T, F, Fut>(
+    what: &str,
+    poll: Duration,
+    mut call: F,
+) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    let start = Instant::now();
+    loop {
+        match call().await {
+            Err(err) if err.is_not_found() && start.elapsed() < CONSISTENCY_WAIT => {
+                tracing::debug!("{what}: {err}; EC2 may not know a new instance yet, asking again");
+                tokio::time::sleep(poll.clamp(Duration::from_millis(100), Duration::from_secs(2))).await;
+            }
+            Err(err) if err.is_not_found() => {
+                return Err(ProviderError::Transient {
+                    message: format!(
+                        "{what}: EC2 still does not know the instances {}s after they were found: {err}",
+                        CONSISTENCY_WAIT.as_secs()
+                    ),
+                });
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A node's console output, decoded; empty while EC2 does not know a new instance yet (the
+/// callers found it by `DescribeInstances`) or has nothing to show.
 pub(super) async fn console_output(
     client: &Client,
     region: &str,
@@ -36,7 +72,14 @@ pub(super) async fn console_output(
         .latest(true)
         .send()
         .await
-        .map_err(|e| map_sdk_error(region, "GetConsoleOutput", e))?;
+        .map_err(|e| map_sdk_error(region, "GetConsoleOutput", e));
+    let answer = match answer {
+        Err(err) if err.is_not_found() => {
+            tracing::debug!("aws {region}: no console for {instance_id} yet: {err}");
+            return Ok(String::new());
+        }
+        other => other?,
+    };
     let Some(encoded) = answer.output() else {
         return Ok(String::new());
     };

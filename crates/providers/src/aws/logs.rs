@@ -6,8 +6,10 @@ use super::*;
 pub(super) struct NodeLog {
     reader: Arc<LogReader>,
     instance_id: String,
-    /// Job lines already emitted.
-    seen: usize,
+    /// The number of the last job line emitted.
+    last: u64,
+    /// The user data's own messages emitted.
+    notes: usize,
     /// Lines to keep at the first read (`--tail`), until it is applied.
     tail: Option<usize>,
     done: bool,
@@ -29,7 +31,8 @@ impl LogReader {
         let start = NodeLog {
             reader: self.clone(),
             instance_id,
-            seen: 0,
+            last: 0,
+            notes: 0,
             tail: self.tail,
             done: false,
         };
@@ -53,22 +56,34 @@ impl LogReader {
                         }
                     };
                 let job = parse_console(&text, 1);
+                let (mut fresh, cut) = job.since(node.last, node.notes);
                 // `tail` applies to what is there at the first read only.
+                let mut cut = cut;
                 if let Some(tail) = node.tail.take() {
-                    node.seen = job.lines.len().saturating_sub(tail);
+                    fresh.drain(..fresh.len().saturating_sub(tail));
+                    cut = 0;
                 }
-                let new: Vec<Result<LogLine, ProviderError>> = job
-                    .lines
-                    .iter()
-                    .skip(node.seen)
-                    .map(|text| {
-                        Ok(LogLine {
-                            node: rank,
-                            text: text.clone(),
-                        })
-                    })
-                    .collect();
-                node.seen = node.seen.max(job.lines.len());
+                let mut new: Vec<Result<LogLine, ProviderError>> = Vec::new();
+                if cut > 0 {
+                    new.push(Ok(LogLine {
+                        node: rank,
+                        text: format!(
+                            "[skyplan: {cut} lines were cut from this node's console output before they were read \
+                             (EC2 keeps the last 64 KiB); the node keeps them all in /opt/skyplan/job-1.log]"
+                        ),
+                    }));
+                }
+                for (number, text) in fresh {
+                    if number == 0 {
+                        node.notes += 1;
+                    } else {
+                        node.last = number;
+                    }
+                    new.push(Ok(LogLine {
+                        node: rank,
+                        text: text.to_string(),
+                    }));
+                }
                 node.done = job.exit_code.is_some()
                     || !node.reader.follow
                     || !node.reader.instance_alive(&node.instance_id).await;

@@ -25,8 +25,15 @@ use crate::task::{REDACT_AWK, shell_quote};
 /// How long a node waits for the node-IPs tag before giving up.
 const NODE_IPS_WAIT_SECONDS: u32 = 600;
 
-/// The prefix of a job output line on the console.
+/// The prefix of a job output line on the console (`#N`: the line number, filled in on the
+/// node), so that lines cut from the front of the console (EC2 keeps its last 64 KiB) are
+/// counted, not silently lost.
 fn line_prefix(job: u64) -> String {
+    format!("[skyplan job {job} #N] ")
+}
+
+/// The prefix of a message of the user data itself (before the job's output).
+fn note_prefix(job: u64) -> String {
     format!("[skyplan job {job}] ")
 }
 
@@ -77,7 +84,7 @@ pub fn render_user_data(task: &TaskRun, context: &UserDataContext<'_>) -> String
     s.push_str("root=\"${SKYPLAN_NODE_ROOT:-/opt/skyplan}\"\n");
     s.push_str(&format!(
         "say() {{ printf '%s%s\\n' {} \"$*\"; }}\n",
-        shell_quote(&prefix)
+        shell_quote(&note_prefix(job))
     ));
     s.push_str(&format!(
         "finish() {{ printf '%s%s\\n' {} \"$1\"; exit \"$1\"; }}\n",
@@ -177,10 +184,42 @@ pub fn render_user_data(task: &TaskRun, context: &UserDataContext<'_>) -> String
 /// What one node's console says about a job.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsoleJob {
-    /// The job's output lines, in order, without the prefix.
+    /// The job's output lines still on the console, in order, without the prefix.
     pub lines: Vec<String>,
+    /// Each line's number in the job's output (1-based), or 0 for the user data's own
+    /// messages printed before the job.
+    pub numbers: Vec<u64>,
     /// The exit code, once the job has ended.
     pub exit_code: Option<i32>,
+}
+
+impl ConsoleJob {
+    /// The lines after job line number `after` (the user data's own messages after the
+    /// first `notes_seen` of them, while no job line has been seen), and how many job lines
+    /// between are no longer on the console.
+    pub fn since(&self, after: u64, notes_seen: usize) -> (Vec<(u64, &str)>, u64) {
+        let mut out = Vec::new();
+        let mut notes = 0;
+        let mut cut = 0;
+        let mut expected = after + 1;
+        for (number, line) in self.numbers.iter().zip(&self.lines) {
+            match *number {
+                0 => {
+                    notes += 1;
+                    if after == 0 && notes > notes_seen {
+                        out.push((0, line.as_str()));
+                    }
+                }
+                n if n >= expected => {
+                    cut += n - expected;
+                    expected = n + 1;
+                    out.push((n, line.as_str()));
+                }
+                _ => {}
+            }
+        }
+        (out, cut)
+    }
 }
 
 /// The lines and exit code of job `job` in a node's console output (already base64-decoded).
@@ -189,21 +228,32 @@ pub struct ConsoleJob {
 ///
 /// ```
 /// use skyplan_providers::aws::userdata::parse_console;
-/// let console = "[  0.1] kernel\n[skyplan job 1] hello\ncloud-init: x\n[skyplan job 1 exit] 3\n";
+/// let console = "[  0.1] kernel\n[skyplan job 1] starting\n[skyplan job 1 #1] hello\ncloud-init: x\n[skyplan job 1 exit] 3\n";
 /// let job = parse_console(console, 1);
-/// assert_eq!(job.lines, ["hello"]);
+/// assert_eq!(job.lines, ["starting", "hello"]);
+/// assert_eq!(job.numbers, [0, 1]);
 /// assert_eq!(job.exit_code, Some(3));
 /// ```
 pub fn parse_console(output: &str, job: u64) -> ConsoleJob {
-    let prefix = line_prefix(job);
+    let numbered = format!("[skyplan job {job} #");
+    let note = note_prefix(job);
     let exit = exit_prefix(job);
     let mut parsed = ConsoleJob::default();
     for line in output.lines() {
         let line = line.trim_end_matches('\r');
         if let Some(at) = line.find(&exit) {
             parsed.exit_code = line[at + exit.len()..].trim().parse().ok().or(Some(1));
-        } else if let Some(at) = line.find(&prefix) {
-            parsed.lines.push(line[at + prefix.len()..].to_string());
+        } else if let Some(at) = line.find(&numbered) {
+            let rest = &line[at + numbered.len()..];
+            if let Some((number, text)) = rest.split_once("] ")
+                && let Ok(number) = number.parse::<u64>()
+            {
+                parsed.lines.push(text.to_string());
+                parsed.numbers.push(number);
+            }
+        } else if let Some(at) = line.find(&note) {
+            parsed.lines.push(line[at + note.len()..].to_string());
+            parsed.numbers.push(0);
         }
     }
     parsed
@@ -327,12 +377,26 @@ mod tests {
     }
 
     #[test]
+    fn lines_since_count_what_the_console_cut() {
+        let console = "[skyplan job 1] note\n[skyplan job 1 #4] d\n[skyplan job 1 #5] e\n";
+        let job = parse_console(console, 1);
+        assert_eq!(job.since(0, 0), (vec![(0, "note"), (4, "d"), (5, "e")], 3));
+        assert_eq!(job.since(4, 1), (vec![(5, "e")], 0));
+        assert_eq!(job.since(5, 1), (vec![], 0));
+        // A note already shown is not shown again.
+        assert_eq!(job.since(0, 1), (vec![(4, "d"), (5, "e")], 3));
+    }
+
+    #[test]
     fn console_parsing_ignores_other_lines_and_missing_codes() {
-        let job = parse_console("boot\n[skyplan job 1] a\r\n[skyplan job 2] b\n", 1);
+        let console =
+            "boot\n[skyplan job 1] a\r\n[skyplan job 2 #1] b\n[skyplan job 1 #1] c\n[skyplan job 1 #x] d\n";
+        let job = parse_console(console, 1);
         assert_eq!(
             job,
             ConsoleJob {
-                lines: vec!["a".into()],
+                lines: vec!["a".into(), "c".into()],
+                numbers: vec![0, 1],
                 exit_code: None
             }
         );

@@ -32,6 +32,10 @@ use tokio::io::AsyncReadExt;
 
 use super::AwsSettings;
 
+mod instances;
+
+use instances::{Emulated, boot, console_output, group_alive, imds, kill, record_tags};
+
 /// An error answer the proxy gives instead of forwarding a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ec2Fault {
@@ -124,16 +128,6 @@ pub struct Ec2Call {
     pub fault: Option<String>,
 }
 
-/// An instance whose boot the proxy emulates.
-struct Emulated {
-    launch_index: u32,
-    private_ip: String,
-    tags: HashMap<String, String>,
-    console: Arc<Mutex<Vec<u8>>>,
-    pgid: Option<i32>,
-    _dir: tempfile::TempDir,
-}
-
 #[derive(Default)]
 struct ProxyState {
     upstream: String,
@@ -141,6 +135,10 @@ struct ProxyState {
     faults: Mutex<Vec<Ec2Fault>>,
     calls: Mutex<Vec<Ec2Call>>,
     instances: Mutex<HashMap<String, Emulated>>,
+    /// How long after `RunInstances` calls naming a new instance answer that it does not exist.
+    consistency_delay: Mutex<Duration>,
+    /// How long after it is printed output shows in `GetConsoleOutput`.
+    console_delay: Mutex<Duration>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -164,6 +162,9 @@ impl std::fmt::Debug for AwsTestbed {
             .finish_non_exhaustive()
     }
 }
+
+/// How late console output shows at first: long enough that backends must poll for it.
+pub const DEFAULT_CONSOLE_DELAY: Duration = Duration::from_millis(300);
 
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -195,6 +196,7 @@ impl AwsTestbed {
         let state = Arc::new(ProxyState {
             upstream: upstream.clone(),
             port,
+            console_delay: Mutex::new(DEFAULT_CONSOLE_DELAY),
             ..Default::default()
         });
         let app = axum::Router::new().fallback(handle).with_state(state.clone());
@@ -256,6 +258,20 @@ impl AwsTestbed {
         ]
     }
 
+    /// From now on, for `delay` after `RunInstances` creates an instance, calls naming it by id
+    /// (`CreateTags`, `DescribeInstances` with instance ids, `GetConsoleOutput`,
+    /// `TerminateInstances`) answer `InvalidInstanceID.NotFound`, as EC2 does while a new id
+    /// has not reached every part of it. Off (zero) by default.
+    pub fn set_eventual_consistency(&self, delay: Duration) {
+        *lock(&self.state.consistency_delay) = delay;
+    }
+
+    /// From now on, output shows in `GetConsoleOutput` `delay` after it was printed
+    /// ([`DEFAULT_CONSOLE_DELAY`] at start; EC2 takes minutes).
+    pub fn set_console_delay(&self, delay: Duration) {
+        *lock(&self.state.console_delay) = delay;
+    }
+
     /// Answers matching calls with `fault` from now on.
     pub fn inject(&self, fault: Ec2Fault) {
         lock(&self.state.faults).push(fault);
@@ -299,17 +315,6 @@ impl Drop for AwsTestbed {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
-    }
-}
-
-fn group_alive(pgid: i32) -> bool {
-    rustix::process::Pid::from_raw(pgid)
-        .is_some_and(|pid| rustix::process::test_kill_process_group(pid).is_ok())
-}
-
-fn kill(instance: &mut Emulated) {
-    if let Some(pid) = instance.pgid.take().and_then(rustix::process::Pid::from_raw) {
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
 }
 
@@ -362,6 +367,15 @@ async fn handle(State(state): State<Arc<ProxyState>>, request: Request<Body>) ->
             fault.clone()
         })
     };
+    if let Some(id) = not_yet_known(&state, &call) {
+        call.fault = Some("InvalidInstanceID.NotFound".to_string());
+        lock(&state.calls).push(call);
+        return xml_error(
+            400,
+            "InvalidInstanceID.NotFound",
+            &format!("The instance ID '{id}' does not exist"),
+        );
+    }
     if let Some(fault) = fault {
         call.fault = Some(fault.code.clone());
         let message = format!("injected by the test proxy for {}", call.action);
@@ -426,6 +440,23 @@ async fn forward(
     Ok((parts.status, parts.headers, bytes))
 }
 
+/// An instance id `call` names that was created less than the consistency delay ago.
+fn not_yet_known(state: &ProxyState, call: &Ec2Call) -> Option<String> {
+    let delay = *lock(&state.consistency_delay);
+    if delay.is_zero() {
+        return None;
+    }
+    let ids = match call.action.as_str() {
+        "CreateTags" => indexed(&call.params, "ResourceId"),
+        "DescribeInstances" | "TerminateInstances" => indexed(&call.params, "InstanceId"),
+        "GetConsoleOutput" => call.params.get("InstanceId").cloned().into_iter().collect(),
+        _ => return None,
+    };
+    let instances = lock(&state.instances);
+    ids.into_iter()
+        .find(|id| instances.get(id).is_some_and(|i| i.launched.elapsed() < delay))
+}
+
 /// Values of `Name.1`, `Name.2`, ... in order.
 fn indexed(params: &HashMap<String, String>, name: &str) -> Vec<String> {
     (1..)
@@ -439,170 +470,4 @@ fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     let start = xml.find(&open)? + open.len();
     let end = xml[start..].find(&format!("</{tag}>"))? + start;
     Some(&xml[start..end])
-}
-
-fn record_tags(state: &ProxyState, params: &HashMap<String, String>) {
-    let mut tags = HashMap::new();
-    for n in 1.. {
-        let Some(key) = params.get(&format!("Tag.{n}.Key")) else {
-            break;
-        };
-        tags.insert(
-            key.clone(),
-            params.get(&format!("Tag.{n}.Value")).cloned().unwrap_or_default(),
-        );
-    }
-    let mut instances = lock(&state.instances);
-    for id in indexed(params, "ResourceId") {
-        if let Some(instance) = instances.get_mut(&id) {
-            instance.tags.extend(tags.clone());
-        }
-    }
-}
-
-/// Starts the user data of every instance in a `RunInstances` answer.
-fn boot(state: &Arc<ProxyState>, call: &Ec2Call, answer: &[u8]) {
-    let answer = String::from_utf8_lossy(answer);
-    let user_data = call
-        .params
-        .get("UserData")
-        .and_then(|b| STANDARD.decode(b).ok())
-        .map(|b| String::from_utf8_lossy(&b).into_owned());
-    let mut tags = HashMap::new();
-    for spec in 1.. {
-        let Some(kind) = call.params.get(&format!("TagSpecification.{spec}.ResourceType")) else {
-            break;
-        };
-        if kind != "instance" {
-            continue;
-        }
-        for n in 1.. {
-            let Some(key) = call.params.get(&format!("TagSpecification.{spec}.Tag.{n}.Key")) else {
-                break;
-            };
-            let value = call
-                .params
-                .get(&format!("TagSpecification.{spec}.Tag.{n}.Value"))
-                .cloned()
-                .unwrap_or_default();
-            tags.insert(key.clone(), value);
-        }
-    }
-    // Each instance's fields lie between its <instanceId> and the next one.
-    let pieces: Vec<&str> = answer.split("<instanceId>").skip(1).collect();
-    for piece in pieces {
-        let Some(id) = piece.split("</instanceId>").next().map(str::to_string) else {
-            continue;
-        };
-        let launch_index = element(piece, "amiLaunchIndex")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        let private_ip = element(piece, "privateIpAddress").unwrap_or_default().to_string();
-        let Ok(dir) = tempfile::Builder::new().prefix("skyplan-ec2-instance-").tempdir() else {
-            continue;
-        };
-        let console = Arc::new(Mutex::new(Vec::new()));
-        let pgid = user_data
-            .as_deref()
-            .and_then(|script| start_instance(state, &id, dir.path(), script, &console));
-        lock(&state.instances).insert(
-            id,
-            Emulated {
-                launch_index,
-                private_ip,
-                tags: tags.clone(),
-                console,
-                pgid,
-                _dir: dir,
-            },
-        );
-    }
-}
-
-fn start_instance(
-    state: &ProxyState,
-    id: &str,
-    dir: &Path,
-    script: &str,
-    console: &Arc<Mutex<Vec<u8>>>,
-) -> Option<i32> {
-    let path = dir.join("user-data");
-    std::fs::write(&path, script).ok()?;
-    let mut child = tokio::process::Command::new("bash")
-        .arg(&path)
-        .env(
-            "SKYPLAN_IMDS_ENDPOINT",
-            format!("http://127.0.0.1:{}/_imds/{id}", state.port),
-        )
-        .env("SKYPLAN_NODE_ROOT", dir.join("node"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false)
-        .spawn()
-        .ok()?;
-    let pgid = child.id().map(|p| p as i32);
-    for mut pipe in [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let console = console.clone();
-        tokio::spawn(async move {
-            let mut buffer = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buffer).await {
-                if n == 0 {
-                    break;
-                }
-                lock(&console).extend_from_slice(&buffer[..n]);
-            }
-        });
-    }
-    tokio::spawn(async move {
-        let _ = child.wait().await;
-    });
-    pgid
-}
-
-fn console_output(state: &ProxyState, call: &Ec2Call) -> Option<Response> {
-    let id = call.params.get("InstanceId")?;
-    let instances = lock(&state.instances);
-    let instance = instances.get(id)?;
-    let output = STANDARD.encode(lock(&instance.console).as_slice());
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<GetConsoleOutputResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
-         <requestId>skyplan-ec2-proxy</requestId><instanceId>{id}</instanceId><output>{output}</output></GetConsoleOutputResponse>"
-    );
-    Some(([("content-type", "text/xml")], body).into_response())
-}
-
-/// The instance metadata service of an emulated instance: `ID/latest/...`.
-fn imds(state: &ProxyState, method: &Method, rest: &str) -> Response {
-    let (id, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let instances = lock(&state.instances);
-    let Some(instance) = instances.get(id) else {
-        return (StatusCode::NOT_FOUND, "no such instance").into_response();
-    };
-    let text = match (method, path) {
-        (&Method::PUT, "latest/api/token") => Some("skyplan-emulated-token".to_string()),
-        (_, "latest/meta-data/ami-launch-index") => Some(instance.launch_index.to_string()),
-        (_, "latest/meta-data/local-ipv4") => Some(instance.private_ip.clone()),
-        (_, "latest/meta-data/instance-id") => Some(id.to_string()),
-        (_, other) => other
-            .strip_prefix("latest/meta-data/tags/instance/")
-            .and_then(|key| instance.tags.get(key).cloned()),
-    };
-    match text {
-        Some(text) => text.into_response(),
-        None => (StatusCode::NOT_FOUND, "not found").into_response(),
-    }
 }
