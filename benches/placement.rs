@@ -7,6 +7,12 @@
 //! - `dag/N`: random DAGs, each task with 1–2 parents (integer program, HiGHS);
 //! - `shared_gpus/1000`: 1,000 H100 jobs sharing 64 free GPUs of an on-prem cluster: the joint
 //!   integer program against greedy per-task choice. The dollars each plan costs are printed.
+//!
+//! Every study also checks what it claims, and panics when a claim breaks: the exact plan never
+//! costs more than greedy per-task choice, and it is proven optimal (no time limit hit, no gap).
+//! With optimizations on, the 10,000-task DAG must solve within 5× the README's "about 4 s".
+//! CI runs the studies once each as tests (`cargo test --bench placement`), so a claim that
+//! breaks fails CI.
 
 #![allow(clippy::unwrap_used)] // benchmarks on fixed data: failing loudly is right
 
@@ -16,8 +22,24 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use skyplan::catalog::{Catalog, Offer};
 use skyplan_optimizer::{
-    CapacityLimit, CapacityResource, Policy, Requirement, TaskGraph, TaskNode, solve, solve_greedy,
+    CapacityLimit, CapacityResource, Plan, Policy, Requirement, TaskGraph, TaskNode, solve, solve_greedy,
 };
+
+/// The claims every study makes of its exact plan: proven optimal, and no dearer than greedy.
+fn check_claims(study: &str, plan: &Plan, greedy: &Plan) {
+    assert!(
+        !plan.hit_time_limit && plan.mip_gap.is_none_or(|gap| gap <= 1e-9),
+        "{study}: not proven optimal (time limit hit: {}, gap {:?})",
+        plan.hit_time_limit,
+        plan.mip_gap
+    );
+    assert!(
+        plan.total_cost <= greedy.total_cost,
+        "{study}: the exact plan costs {} $, greedy {} $",
+        plan.total_cost,
+        greedy.total_cost
+    );
+}
 
 struct Rng(u64);
 impl Rng {
@@ -120,6 +142,11 @@ fn single(c: &mut Criterion, catalog: &Catalog) {
     ] {
         let mut graph = TaskGraph::default();
         graph.add_task(TaskNode::new("t", vec![req]));
+        let plan = solve(catalog, &graph, &policy).unwrap();
+        let greedy = solve_greedy(catalog, &graph, &policy).unwrap();
+        println!("single/{name}: solver {:?}, total {} $", plan.solver, plan.total_cost);
+        check_claims(&format!("single/{name}"), &plan, &greedy);
+        assert_eq!(plan.total_cost, greedy.total_cost, "single/{name}: one task has one best offer");
         group.bench_function(name, |b| {
             b.iter(|| black_box(solve(catalog, &graph, &policy).unwrap()))
         });
@@ -134,7 +161,12 @@ fn chains(c: &mut Criterion, catalog: &Catalog) {
     for n in [10, 100, 1000] {
         let graph = chain(n, 7);
         let plan = solve(catalog, &graph, &policy).unwrap();
-        println!("chain/{n}: solver {:?}, total {} $", plan.solver, plan.total_cost);
+        let greedy = solve_greedy(catalog, &graph, &policy).unwrap();
+        println!(
+            "chain/{n}: solver {:?}, total {} $ (greedy {} $)",
+            plan.solver, plan.total_cost, greedy.total_cost
+        );
+        check_claims(&format!("chain/{n}"), &plan, &greedy);
         group.bench_with_input(BenchmarkId::from_parameter(n), &graph, |b, g| {
             b.iter(|| black_box(solve(catalog, g, &policy).unwrap()))
         });
@@ -159,6 +191,14 @@ fn dags(c: &mut Criterion, catalog: &Catalog) {
             "dag/{n}: solver {:?} in {:.1} ms, total {} $ (greedy {} $), gap {:?}, time limit hit: {}",
             plan.solver, plan.solve_ms, plan.total_cost, greedy.total_cost, plan.mip_gap, plan.hit_time_limit
         );
+        check_claims(&format!("dag/{n}"), &plan, &greedy);
+        if n >= 10_000 && !cfg!(debug_assertions) {
+            assert!(
+                plan.solve_ms <= 20_000.0,
+                "dag/{n}: {:.1} s, the README says about 4 s",
+                plan.solve_ms / 1000.0
+            );
+        }
         if n >= 10_000 {
             group.measurement_time(Duration::from_secs(1));
         }
@@ -222,6 +262,7 @@ fn shared_gpus(c: &mut Criterion, catalog: &Catalog) {
         greedy.solve_ms,
         greedy.total_cost - joint.total_cost
     );
+    check_claims("shared_gpus/1000", &joint, &greedy);
     let mut group = c.benchmark_group("shared_gpus");
     group.sample_size(10);
     group.bench_function("1000/joint_ilp", |b| {
