@@ -291,7 +291,7 @@ fn bad_labels_are_refused_before_anything_is_created() {
 /// skyplan-providers --features kubernetes,testing --test providers render_seed` and review the
 /// diff of `tests/snapshots/kubernetes_seed.yaml`.
 #[test]
-fn render_seed_example_matches_snapshot_and_kubectl_accepts_it() {
+fn render_seed_example_matches_snapshot_and_the_expected_objects_and_kubectl_accepts_it() {
     let pipeline = parse_task_str(SEED_ORIGINAL, "seed.yaml").expect("seed parses");
     let run = TaskRun::from_spec(&pipeline.tasks[0]).expect("values");
     let shape = PodShape::for_task(&pipeline.tasks[0]);
@@ -321,6 +321,21 @@ fn render_seed_example_matches_snapshot_and_kubectl_accepts_it() {
     let yaml = render_manifests(&run, "vllm-seed", "default", &shape, &options).expect("render");
     let documents: Vec<Value> = serde_saphyr::from_multiple(&yaml).expect("valid YAML");
     assert_eq!(documents.len(), 3);
+    // Against the objects written by hand (never by a test) from the task: field by field.
+    let expected_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expected/kubernetes_seed.yaml");
+    let expected_text = std::fs::read_to_string(&expected_path).expect("expected objects");
+    let expected: Vec<Value> = serde_saphyr::from_multiple(&expected_text).expect("expected YAML");
+    assert_eq!(expected.len(), documents.len(), "objects");
+    for (want, got) in expected.iter().zip(&documents) {
+        assert_eq!(
+            got,
+            want,
+            "{} {} differs from {}",
+            want["kind"],
+            want["metadata"]["name"],
+            expected_path.display()
+        );
+    }
     assert_eq!(documents[0]["stringData"]["HF_TOKEN"], "myhftoken");
     for document in &documents {
         let round_trip = match document["kind"].as_str() {
