@@ -1,5 +1,5 @@
 //! Stock `kubectl` against the simulator: `get nodes`, `get pods -o wide`, `describe pod`, `logs`,
-//! `delete pod`. Uses `$KUBECTL` if set, else `kubectl` on PATH; skipped (with a message) if neither runs,
+//! `delete pod` (Terminating through its grace period, `wait --for=delete`). Uses `$KUBECTL` if set, else `kubectl` on PATH; skipped (with a message) if neither runs,
 //! except under `CI`, where that fails.
 
 use std::process::Command;
@@ -120,5 +120,28 @@ async fn stock_kubectl_works() {
     assert!(deleted.contains("pod \"hello\" deleted"), "{deleted}");
     let after = run(&["get", "pods"]).await;
     assert!(!after.contains("hello") && after.contains("waiting"), "{after}");
+
+    // Graceful deletion as kubectl shows it: Terminating for the grace period, then gone.
+    let stubborn = pod(
+        "stubborn",
+        "trap '' TERM; exec sleep 300",
+        json!({"terminationGracePeriodSeconds": 3}),
+    );
+    create(&api, &stubborn).await;
+    wait_for(&api, "stubborn", "Running", |p| phase(p) == "Running").await;
+    let asked = std::time::Instant::now();
+    run(&["delete", "pod", "stubborn", "--wait=false"]).await;
+    let listed = run(&["get", "pods"]).await;
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("stubborn"))
+        .unwrap_or_else(|| panic!("a terminating pod is still listed: {listed}"));
+    assert!(line.contains("Terminating"), "{listed}");
+    run(&["wait", "--for=delete", "pod/stubborn", "--timeout=20s"]).await;
+    let took = asked.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(2900) && took < std::time::Duration::from_secs(15),
+        "gone after {took:?}, its grace period is 3 s"
+    );
     let _ = std::fs::remove_file(&kubeconfig);
 }
