@@ -144,9 +144,15 @@ fn single(c: &mut Criterion, catalog: &Catalog) {
         graph.add_task(TaskNode::new("t", vec![req]));
         let plan = solve(catalog, &graph, &policy).unwrap();
         let greedy = solve_greedy(catalog, &graph, &policy).unwrap();
-        println!("single/{name}: solver {:?}, total {} $", plan.solver, plan.total_cost);
+        println!(
+            "single/{name}: solver {:?}, total {} $",
+            plan.solver, plan.total_cost
+        );
         check_claims(&format!("single/{name}"), &plan, &greedy);
-        assert_eq!(plan.total_cost, greedy.total_cost, "single/{name}: one task has one best offer");
+        assert_eq!(
+            plan.total_cost, greedy.total_cost,
+            "single/{name}: one task has one best offer"
+        );
         group.bench_function(name, |b| {
             b.iter(|| black_box(solve(catalog, &graph, &policy).unwrap()))
         });

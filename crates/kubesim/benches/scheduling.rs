@@ -79,7 +79,8 @@ fn scheduling(c: &mut Criterion) {
     group.sample_size(10);
     for (n_nodes, n_pods) in [(100, 1_000), (1_000, 10_000)] {
         let (nodes, pods) = (nodes(n_nodes), pods(n_pods));
-        let bind_all = |mut scheduler: Scheduler| pods.iter().filter(|p| scheduler.schedule(p).is_ok()).count();
+        let bind_all =
+            |mut scheduler: Scheduler| pods.iter().filter(|p| scheduler.schedule(p).is_ok()).count();
         let expected = bind_all(Scheduler::new(nodes.clone()));
         assert!(expected > 0, "{n_nodes} nodes bind none of {n_pods} pods");
         println!("{n_nodes} nodes x {n_pods} pods: {expected} bound");

@@ -5,15 +5,19 @@
 //! is an HTTP server that speaks the subset of the Kubernetes REST API (JSON only) that skyplan and
 //! `kubectl get/describe/logs/delete` use, for one or more simulated clusters:
 //!
-//! - **API server** ([`api`](self) internals): discovery, namespaces, nodes, pods (with `status` and
-//!   `log`), services, secrets and events; list with label/field selectors, watch with
-//!   resourceVersion semantics, `Status` errors with the real codes and reasons.
+//! - **API server** ([`api`](self) internals): discovery and an OpenAPI v3 document (schemas from
+//!   `k8s-openapi`, so `kubectl` validates and explains), namespaces, nodes, pods (with `status`
+//!   and `log`), services, secrets and events; list with label/field selectors, watch with
+//!   resourceVersion semantics, graceful deletion (`deletionTimestamp`, Terminating for the grace
+//!   period), `Status` errors with the real codes and reasons.
 //! - **Scheduler** ([`scheduler`]): a pure core binding pending pods to nodes by resource requests,
 //!   nodeSelector, required node affinity and taints/tolerations, wording `FailedScheduling` events
 //!   as kube-scheduler does.
 //! - **Kubelet**: runs each container's `command`/`args` as a local process with the pod's
-//!   environment (Secrets resolved), so logs and exit codes are real; images are recorded, never
-//!   pulled.
+//!   environment (Secrets resolved) and a loopback address of its own, so logs and exit codes are
+//!   real; SIGTERM then SIGKILL after the grace period on deletion. Images are recorded, never
+//!   pulled: images matching a cluster's `unpullable_images` fail with `ErrImagePull` /
+//!   `ImagePullBackOff` as the kubelet reports them.
 //!
 //! Each cluster is served under `/clusters/<name>`; [`RunningSim::kubeconfig_yaml`] gives a
 //! kubeconfig with one context per cluster. `/version` answers `v1.33.0-kubesim` and every answer
@@ -38,8 +42,8 @@
 //!
 //! Deliberately absent: authentication, API groups other than core `v1`, server-side apply and JSON
 //! patch (merge and strategic-merge patches are both applied as JSON merge patches), pagination
-//! (`limit` is ignored and lists come whole), graceful termination (a deleted pod is removed at once
-//! and its processes killed), preemption, and container isolation (processes run on the host).
+//! (`limit` is ignored and lists come whole), OpenAPI v2, preemption, and container isolation
+//! (processes run on the host).
 
 mod api;
 mod cluster;
@@ -50,6 +54,7 @@ mod error;
 mod events;
 mod kubelet;
 mod objects;
+mod openapi;
 pub mod quantity;
 mod runtime;
 pub mod scheduler;

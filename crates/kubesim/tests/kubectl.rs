@@ -1,5 +1,5 @@
 //! Stock `kubectl` against the simulator: `get nodes`, `get pods -o wide`, `describe pod`, `logs`,
-//! `delete pod` (Terminating through its grace period, `wait --for=delete`). Uses `$KUBECTL` if set, else `kubectl` on PATH; skipped (with a message) if neither runs,
+//! `explain` and validation from the OpenAPI v3 document, `delete pod` (Terminating through its grace period, `wait --for=delete`). Uses `$KUBECTL` if set, else `kubectl` on PATH; skipped (with a message) if neither runs,
 //! except under `CI`, where that fails.
 
 use std::process::Command;
@@ -120,6 +120,36 @@ async fn stock_kubectl_works() {
     assert!(deleted.contains("pod \"hello\" deleted"), "{deleted}");
     let after = run(&["get", "pods"]).await;
     assert!(!after.contains("hello") && after.contains("waiting"), "{after}");
+
+    // OpenAPI v3: kubectl validates with it (unknown fields are the server's to refuse, as the
+    // document says the server honours fieldValidation) and explains fields from it.
+    let explained = run(&["explain", "pod.spec.restartPolicy"]).await;
+    assert!(
+        explained.contains("FIELD: restartPolicy <string>") && explained.contains("Restart policy"),
+        "{explained}"
+    );
+    let manifest = std::env::temp_dir().join(format!("kubesim-bogus-{}.yaml", std::process::id()));
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: bogus}\nspec:\n  containers:\n  - {name: a, image: busybox, bogusField: 1}\n",
+    )
+    .unwrap();
+    let refused = tokio::process::Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["apply", "-f"])
+        .arg(&manifest)
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_file(&manifest);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && stderr.contains("strict decoding error: unknown field \"spec.containers[0].bogusField\""),
+        "{stderr}"
+    );
 
     // Graceful deletion as kubectl shows it: Terminating for the grace period, then gone.
     let stubborn = pod(

@@ -322,7 +322,8 @@ fn render_seed_example_matches_snapshot_and_the_expected_objects_and_kubectl_acc
     let documents: Vec<Value> = serde_saphyr::from_multiple(&yaml).expect("valid YAML");
     assert_eq!(documents.len(), 3);
     // Against the objects written by hand (never by a test) from the task: field by field.
-    let expected_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expected/kubernetes_seed.yaml");
+    let expected_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expected/kubernetes_seed.yaml");
     let expected_text = std::fs::read_to_string(&expected_path).expect("expected objects");
     let expected: Vec<Value> = serde_saphyr::from_multiple(&expected_text).expect("expected YAML");
     assert_eq!(expected.len(), documents.len(), "objects");
@@ -377,9 +378,8 @@ fn render_seed_example_matches_snapshot_and_the_expected_objects_and_kubectl_acc
         let output = tokio::process::Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&kubeconfig)
-            // kubesim serves no OpenAPI schema, which kubectl's client-side validation downloads;
-            // the typed round trip above stands in for it.
-            .args(["apply", "--dry-run=client", "--validate=false", "-f"])
+            // Validation on (kubectl's default): it reads kubesim's OpenAPI v3 document.
+            .args(["apply", "--dry-run=client", "-f"])
             .arg(&manifests)
             .output()
             .await

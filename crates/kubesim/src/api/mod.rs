@@ -89,6 +89,8 @@ async fn route(
         })),
         "apis" => ok(&json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})),
         "api/v1" => ok(&api_resources()),
+        "openapi/v3" => ok(&crate::openapi::discovery(&format!("/clusters/{cluster_name}"))),
+        "openapi/v3/api/v1" => ok(crate::openapi::core_v1()),
         _ => match sub.strip_prefix("api/v1/") {
             Some(resource_path) => resource(cluster, method, resource_path, &params, headers, body).await,
             None => Err(ApiError::no_route(path)),
