@@ -227,7 +227,15 @@ fn down_finds_instances_of_a_launch_that_crashed_before_recording() {
         .expect("status");
     assert_eq!(report.unrecorded.len(), 1, "status shows the unrecorded cluster");
     assert_eq!(report.unrecorded[0].region, "us-west-2");
-    assert!(testbed.running_instances() > 0);
+    // The instance boots a while after RunInstances (the proxy's boot delay).
+    let booted = std::time::Instant::now();
+    while testbed.running_instances() == 0 {
+        assert!(
+            booted.elapsed() < std::time::Duration::from_secs(10),
+            "never booted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let down = rt.block_on(launcher.down("crashed")).expect("down");
     assert!(down.found(), "{down:?}");
     assert!(rt.block_on(aws.list()).expect("list").is_empty());

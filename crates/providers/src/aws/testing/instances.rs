@@ -12,7 +12,9 @@ pub(super) struct Emulated {
     tags: HashMap<String, String>,
     console: Arc<Mutex<Console>>,
     pub(super) pgid: Option<i32>,
-    _dir: tempfile::TempDir,
+    /// Terminated (before or after its user data started).
+    stopped: bool,
+    dir: tempfile::TempDir,
 }
 
 pub(super) fn group_alive(pgid: i32) -> bool {
@@ -21,6 +23,7 @@ pub(super) fn group_alive(pgid: i32) -> bool {
 }
 
 pub(super) fn kill(instance: &mut Emulated) {
+    instance.stopped = true;
     if let Some(pid) = instance.pgid.take().and_then(rustix::process::Pid::from_raw) {
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
@@ -87,21 +90,35 @@ pub(super) fn boot(state: &Arc<ProxyState>, call: &Ec2Call, answer: &[u8]) {
             continue;
         };
         let console = Arc::new(Mutex::new(Console::default()));
-        let pgid = user_data
-            .as_deref()
-            .and_then(|script| start_instance(state, &id, dir.path(), script, &console));
         lock(&state.instances).insert(
-            id,
+            id.clone(),
             Emulated {
                 launched: Instant::now(),
                 launch_index,
                 private_ip,
                 tags: tags.clone(),
                 console,
-                pgid,
-                _dir: dir,
+                pgid: None,
+                stopped: false,
+                dir,
             },
         );
+        // The instance boots a while after RunInstances answers, as on EC2; its user data runs
+        // then, unless it was terminated meanwhile.
+        if let Some(script) = user_data.clone() {
+            let state = Arc::clone(state);
+            let delay = *lock(&state.boot_delay);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let mut instances = lock(&state.instances);
+                if let Some(instance) = instances.get_mut(&id)
+                    && !instance.stopped
+                {
+                    let dir = instance.dir.path().to_path_buf();
+                    instance.pgid = start_instance(&state, &id, &dir, &script, &instance.console);
+                }
+            });
+        }
     }
 }
 

@@ -4,9 +4,12 @@
 //! - answers chosen calls with EC2's own XML errors ([`Ec2Fault`]: capacity, quota, throttling
 //!   for a region, zone or instance type, a number of times), since moto injects none;
 //! - emulates what moto cannot: the instances' boot. For each instance `RunInstances` creates,
-//!   it runs the user data with `bash` as a local process, serves it an instance metadata
-//!   endpoint (IMDSv2 token, `ami-launch-index`, `local-ipv4`, tags), and answers
-//!   `GetConsoleOutput` with what the process printed. `TerminateInstances` kills it.
+//!   it runs the user data with `bash` as a local process (a while later, as an instance boots),
+//!   serves it an instance metadata endpoint (IMDSv2 token, `ami-launch-index`, `local-ipv4`,
+//!   tags), and answers `GetConsoleOutput` with what the process printed, late and cut to its
+//!   last 64 KiB as EC2 does. `TerminateInstances` kills it;
+//! - optionally answers calls naming a new instance with `InvalidInstanceID.NotFound` for a
+//!   while, as eventually consistent EC2 does.
 //!
 //! Everything else goes to moto unchanged, so the SDK, its signing, XML parsing, pagination and
 //! retries are the real ones. The proxy records every call ([`AwsTestbed::calls`]).
@@ -139,6 +142,8 @@ struct ProxyState {
     consistency_delay: Mutex<Duration>,
     /// How long after it is printed output shows in `GetConsoleOutput`.
     console_delay: Mutex<Duration>,
+    /// How long after `RunInstances` an instance's user data starts.
+    boot_delay: Mutex<Duration>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -165,6 +170,9 @@ impl std::fmt::Debug for AwsTestbed {
 
 /// How late console output shows at first: long enough that backends must poll for it.
 pub const DEFAULT_CONSOLE_DELAY: Duration = Duration::from_millis(300);
+
+/// How long after `RunInstances` user data starts at first: jobs are Pending meanwhile.
+pub const DEFAULT_BOOT_DELAY: Duration = Duration::from_millis(200);
 
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -197,6 +205,7 @@ impl AwsTestbed {
             upstream: upstream.clone(),
             port,
             console_delay: Mutex::new(DEFAULT_CONSOLE_DELAY),
+            boot_delay: Mutex::new(DEFAULT_BOOT_DELAY),
             ..Default::default()
         });
         let app = axum::Router::new().fallback(handle).with_state(state.clone());
@@ -270,6 +279,12 @@ impl AwsTestbed {
     /// ([`DEFAULT_CONSOLE_DELAY`] at start; EC2 takes minutes).
     pub fn set_console_delay(&self, delay: Duration) {
         *lock(&self.state.console_delay) = delay;
+    }
+
+    /// From now on, user data starts `delay` after `RunInstances` answers
+    /// ([`DEFAULT_BOOT_DELAY`] at start; EC2 takes tens of seconds).
+    pub fn set_boot_delay(&self, delay: Duration) {
+        *lock(&self.state.boot_delay) = delay;
     }
 
     /// Answers matching calls with `fault` from now on.
