@@ -92,7 +92,7 @@ pub async fn conflicting_request_is_rejected(
         .collect();
     assert_eq!(
         places,
-        [request.placement.region.clone()],
+        std::slice::from_ref(&request.placement.region),
         "{id}: {cluster:?} must exist once, where it was made"
     );
 }
