@@ -17,6 +17,9 @@ mod faults;
 /// The kubernetes backend against kubesim: contract, failover between clusters, render.
 #[cfg(feature = "kubernetes")]
 mod kubernetes;
+/// Graceful deletion, unpullable images and slow container starts on the kubernetes backend.
+#[cfg(feature = "kubernetes")]
+mod kubernetes_pods;
 /// `render` against the kubernetes backend on kubesim: equal objects, labels, the seed snapshot.
 #[cfg(feature = "kubernetes")]
 mod kubernetes_render;
