@@ -6,26 +6,13 @@ use rust_decimal::Decimal;
 use skyplan_catalog::Catalog;
 use skyplan_providers::fake::{Call, ErrorMatch, FakeProvider, offer};
 use skyplan_providers::{
-    FailoverAction, LaunchError, LaunchRequest, LineProgress, NoProgress, PipelineRequest, ProviderError,
-    RecordStatus, Scope, TaskRun,
+    FailoverAction, LaunchError, LineProgress, NoProgress, PipelineRequest, ProviderError, RecordStatus,
+    Scope, TaskRun,
 };
 
 use crate::util::{Home, aws_catalog, four_cpu_task, launcher, runtime};
 
-fn request(cluster: &str) -> LaunchRequest {
-    LaunchRequest {
-        cluster: cluster.to_string(),
-        task: four_cpu_task("train"),
-        run: TaskRun::command("train", "echo training"),
-    }
-}
-
-fn capacity(message: &str) -> ProviderError {
-    ProviderError::InsufficientCapacity {
-        scope: Scope::Zone,
-        message: message.to_string(),
-    }
-}
+use crate::util::{launch_request as request, zone_capacity as capacity};
 
 fn zones(fake: &FakeProvider) -> Vec<String> {
     fake.provisioned_placements()

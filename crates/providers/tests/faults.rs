@@ -8,25 +8,27 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use skyplan_providers::fake::{Call, ErrorMatch, FakeProvider, Step};
 use skyplan_providers::{
-    JobState, LaunchError, LaunchRequest, LogOptions, NoProgress, Provider, ProviderError, Providers,
-    RecordStatus, Scope, ShownState, TaskRun, TeardownOutcome, status_report,
+    JobState, LaunchError, Launcher, LogOptions, NoProgress, Provider, ProviderError, Providers,
+    RecordStatus, ShownState, TaskRun, TeardownOutcome, status_report,
 };
 
-use crate::util::{Home, aws_catalog, four_cpu_task, launcher, runtime};
+use crate::util::{Home, aws_catalog, launcher, runtime};
 
-fn request(cluster: &str) -> LaunchRequest {
-    LaunchRequest {
-        cluster: cluster.to_string(),
-        task: four_cpu_task("train"),
-        run: TaskRun::command("train", "echo training"),
-    }
-}
+use crate::util::launch_request as request;
 
 fn capacity() -> ProviderError {
-    ProviderError::InsufficientCapacity {
-        scope: Scope::Zone,
-        message: "no capacity left for the second node".to_string(),
-    }
+    crate::util::zone_capacity("no capacity left for the second node")
+}
+
+/// A fake with cluster `name` launched on it, and the launcher and store that recorded it.
+fn launched(name: &str) -> (Home, Arc<FakeProvider>, Launcher, tokio::runtime::Runtime) {
+    let home = Home::new();
+    let fake = Arc::new(FakeProvider::new("aws"));
+    let launcher = launcher(aws_catalog(), home.store()).with_provider(fake.clone());
+    let rt = runtime();
+    rt.block_on(launcher.launch(&request(name), &NoProgress))
+        .expect("launch");
+    (home, fake, launcher, rt)
 }
 
 fn transient(message: &str) -> ProviderError {
@@ -161,13 +163,8 @@ fn a_cleanup_that_fails_stops_failover_and_down_removes_what_is_left() {
 
 #[test]
 fn a_failing_teardown_keeps_the_record_for_the_next_down() {
-    let home = Home::new();
-    let store = home.store();
-    let fake = Arc::new(FakeProvider::new("aws"));
-    let launcher = launcher(aws_catalog(), store.clone()).with_provider(fake.clone());
-    let rt = runtime();
-    rt.block_on(launcher.launch(&request("keep"), &NoProgress))
-        .expect("launch");
+    let (_home, fake, launcher, rt) = launched("keep");
+    let store = launcher.store().clone();
     fake.prime(
         Step::Teardown,
         ErrorMatch::any(),
@@ -185,13 +182,8 @@ fn a_failing_teardown_keeps_the_record_for_the_next_down() {
 
 #[test]
 fn a_failing_status_reads_unknown_with_the_reason() {
-    let home = Home::new();
-    let store = home.store();
-    let fake = Arc::new(FakeProvider::new("aws"));
-    let launcher = launcher(aws_catalog(), store.clone()).with_provider(fake.clone());
-    let rt = runtime();
-    rt.block_on(launcher.launch(&request("blind"), &NoProgress))
-        .expect("launch");
+    let (_home, fake, launcher, rt) = launched("blind");
+    let store = launcher.store().clone();
     fake.prime(
         Step::Status,
         ErrorMatch::any(),

@@ -81,6 +81,23 @@ pub fn four_cpu_task(name: &str) -> TaskNode {
     )
 }
 
+/// A request to launch [`four_cpu_task`] as `cluster`, running `echo training`.
+pub fn launch_request(cluster: &str) -> skyplan_providers::LaunchRequest {
+    skyplan_providers::LaunchRequest {
+        cluster: cluster.to_string(),
+        task: four_cpu_task("train"),
+        run: skyplan_providers::TaskRun::command("train", "echo training"),
+    }
+}
+
+/// An insufficient-capacity error for a zone.
+pub fn zone_capacity(message: &str) -> skyplan_providers::ProviderError {
+    skyplan_providers::ProviderError::InsufficientCapacity {
+        scope: skyplan_providers::Scope::Zone,
+        message: message.to_string(),
+    }
+}
+
 /// A launcher over `catalog` recording in `store`, with test backoff.
 pub fn launcher(catalog: Catalog, store: Arc<StateStore>) -> Launcher {
     Launcher::new(catalog, Policy::default(), store).with_backoff(Backoff::fast())
