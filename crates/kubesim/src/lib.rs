@@ -41,9 +41,9 @@
 //! ```
 //!
 //! Deliberately absent: authentication, API groups other than core `v1`, server-side apply and JSON
-//! patch (merge and strategic-merge patches are both applied as JSON merge patches), pagination
-//! (`limit` is ignored and lists come whole), OpenAPI v2, preemption, and container isolation
-//! (processes run on the host).
+//! patch (merge and strategic-merge patches are both applied as JSON merge patches), list
+//! snapshots (a continued paginated list reads the objects as they are now), OpenAPI v2,
+//! preemption, and container isolation (processes run on the host).
 
 mod api;
 mod cluster;

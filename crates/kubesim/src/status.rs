@@ -89,12 +89,29 @@ impl ApiError {
         }
     }
 
-    /// `404 NotFound` for a path the simulator does not serve.
+    /// `404 NotFound` for a path the simulator does not serve, saying so (the status code and
+    /// reason are what clients act on; the message is for people).
     pub(crate) fn no_route(path: &str) -> Self {
         Self::new(
             404,
             "NotFound",
-            format!("the server could not find the requested resource ({path})"),
+            format!(
+                "the server could not find the requested resource ({path}): kubesim, a Kubernetes API \
+                 simulator, does not serve it (it serves core v1 namespaces, nodes, pods with status and \
+                 log, services, secrets and events)"
+            ),
+        )
+    }
+
+    /// `404 NotFound` for a subresource the simulator does not support (`pods/exec`).
+    pub(crate) fn unsupported_subresource(resource: &str, subresource: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!(
+                "the server could not find the requested resource: kubesim, a Kubernetes API simulator, \
+                 does not support {resource}/{subresource}"
+            ),
         )
     }
 

@@ -105,7 +105,23 @@ async fn bad_requests_get_status_errors() {
 
     let message = expect_status(&sim, "GET", &format!("{PODS}/missing"), "", 404, "NotFound").await;
     assert_eq!(message, "pods \"missing\" not found");
-    expect_status(&sim, "GET", "/clusters/test/api/v1/widgets", "", 404, "NotFound").await;
+    let message = expect_status(&sim, "GET", "/clusters/test/api/v1/widgets", "", 404, "NotFound").await;
+    assert!(
+        message.contains("kubesim, a Kubernetes API simulator, does not serve it"),
+        "{message}"
+    );
+    let message = expect_status(&sim, "POST", &format!("{PODS}/ok/exec"), "", 404, "NotFound").await;
+    assert!(message.ends_with("does not support pods/exec"), "{message}");
+    let message = expect_status(
+        &sim,
+        "GET",
+        &format!("{PODS}?limit=1&continue=nonsense"),
+        "",
+        400,
+        "BadRequest",
+    )
+    .await;
+    assert!(message.starts_with("continue key is not valid"), "{message}");
     expect_status(&sim, "GET", "/clusters/nosuch/api/v1/pods", "", 404, "NotFound").await;
     expect_status(&sim, "PUT", PODS, good, 405, "MethodNotAllowed").await;
     expect_status(

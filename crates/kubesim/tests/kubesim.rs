@@ -18,3 +18,6 @@ mod kubectl;
 
 /// When the simulator ends (shut down, dropped at the end of a test), no pod process outlives it.
 mod exit;
+
+/// Paginated lists (`limit`, `continue`) through `kube` and kubectl.
+mod paging;

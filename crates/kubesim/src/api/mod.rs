@@ -6,6 +6,7 @@
 //! header saying it comes from a simulator.
 
 mod logs;
+mod page;
 mod read;
 mod reply;
 mod write;
@@ -186,6 +187,7 @@ async fn resource(
             logs(cluster, namespace.unwrap_or(""), name, params).await
         }
         ([_, "status"] | [_, "log"], _) | ([] | [_], _) => Err(ApiError::method_not_allowed()),
+        ([_, subresource], _) => Err(ApiError::unsupported_subresource(kind.plural(), subresource)),
         _ => Err(ApiError::no_route(path)),
     }
 }

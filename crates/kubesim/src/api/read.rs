@@ -80,14 +80,27 @@ pub(super) fn list(
             s.resource_version(),
         )
     });
+    let page = super::page::page(
+        items,
+        params,
+        &format!("{}/{}", kind.plural(), namespace.unwrap_or("")),
+        rv,
+    )?;
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if let Some(next) = &page.next {
+        metadata["continue"] = json!(next);
+        metadata["remainingItemCount"] = json!(page.remaining);
+    }
     if wants_table(headers) {
-        return ok(&table(kind, &items, rv));
+        let mut answer = table(kind, &page.items, rv);
+        answer["metadata"] = metadata;
+        return ok(&answer);
     }
     ok(&json!({
         "kind": format!("{}List", kind.kind()),
         "apiVersion": "v1",
-        "metadata": {"resourceVersion": rv.to_string()},
-        "items": items.iter().map(|o| Value::clone(o)).collect::<Vec<_>>(),
+        "metadata": metadata,
+        "items": page.items.iter().map(|o| Value::clone(o)).collect::<Vec<_>>(),
     }))
 }
 
