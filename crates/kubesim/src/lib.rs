@@ -7,9 +7,10 @@
 //!
 //! - **API server** ([`api`](self) internals): discovery and an OpenAPI v3 document (schemas from
 //!   `k8s-openapi`, so `kubectl` validates and explains), namespaces, nodes, pods (with `status`
-//!   and `log`), services, secrets and events; list with label/field selectors, watch with
-//!   resourceVersion semantics, graceful deletion (`deletionTimestamp`, Terminating for the grace
-//!   period), `Status` errors with the real codes and reasons.
+//!   and `log`), services, secrets and events; list with label/field selectors and pagination,
+//!   watch with resourceVersion semantics (as `Table`s when asked, for `kubectl get -w`),
+//!   graceful deletion (`deletionTimestamp`, Terminating for the grace period), `Status` errors
+//!   with the real codes and reasons.
 //! - **Scheduler** ([`scheduler`]): a pure core binding pending pods to nodes by resource requests,
 //!   nodeSelector, required node affinity and taints/tolerations, wording `FailedScheduling` events
 //!   as kube-scheduler does.

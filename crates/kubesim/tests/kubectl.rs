@@ -1,5 +1,5 @@
 //! Stock `kubectl` against the simulator: `get nodes`, `get pods -o wide`, `describe pod`, `logs`,
-//! `explain` and validation from the OpenAPI v3 document, `delete pod` (Terminating through its grace period, `wait --for=delete`). Uses `$KUBECTL` if set, else `kubectl` on PATH; skipped (with a message) if neither runs,
+//! `get -w`, `explain` and validation from the OpenAPI v3 document, `delete pod` (Terminating through its grace period, `wait --for=delete`). Uses `$KUBECTL` if set, else `kubectl` on PATH; skipped (with a message) if neither runs,
 //! except under `CI`, where that fails.
 
 use std::process::Command;
@@ -150,6 +150,31 @@ async fn stock_kubectl_works() {
             && stderr.contains("strict decoding error: unknown field \"spec.containers[0].bogusField\""),
         "{stderr}"
     );
+
+    // `get -w` keeps the table's columns for every row after the first.
+    let mut watching = tokio::process::Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "pods", "-w"])
+        .env("HOME", std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    create(&api, &pod("watched", "sleep 30", json!({}))).await;
+    wait_for(&api, "watched", "Running", |p| phase(p) == "Running").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let _ = watching.start_kill();
+    let watched = watching.wait_with_output().await.unwrap();
+    let watched = String::from_utf8_lossy(&watched.stdout);
+    let rows: Vec<&str> = watched.lines().filter(|l| l.starts_with("watched")).collect();
+    assert!(rows.len() >= 2, "a row per change: {watched}");
+    assert!(
+        rows.iter().all(|r| r.split_whitespace().count() == 5),
+        "NAME READY STATUS RESTARTS AGE on every row: {watched}"
+    );
+    assert!(rows.iter().any(|r| r.contains("Running")), "{watched}");
 
     // Graceful deletion as kubectl shows it: Terminating for the grace period, then gone.
     let stubborn = pod(

@@ -126,7 +126,7 @@ async fn resource(
         _ => return Err(ApiError::no_route(path)),
     };
     match (rest, method.clone()) {
-        ([], Method::GET) if bool_param(params, "watch") => watch(cluster, kind, namespace, params),
+        ([], Method::GET) if bool_param(params, "watch") => watch(cluster, kind, namespace, params, headers),
         ([], Method::GET) => list(cluster, kind, namespace, params, headers),
         ([], Method::POST) => create(cluster, kind, namespace, params, headers, &body),
         ([], Method::DELETE) => delete_collection(cluster, kind, namespace, params),

@@ -110,6 +110,27 @@ fn watch_line(event_type: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
+/// How a watch sends objects: as they are, or (`kubectl get -w`) as one-row `Table`s, the
+/// column definitions only in the first, as the API server does.
+struct WatchFormat {
+    table: bool,
+    columns_sent: bool,
+}
+
+impl WatchFormat {
+    fn line(&mut self, event_type: &str, kind: Kind, object: &Arc<Value>, rv: u64) -> Bytes {
+        if !self.table {
+            return watch_line(event_type, object);
+        }
+        let mut row = table(kind, std::slice::from_ref(object), rv);
+        if self.columns_sent {
+            row["columnDefinitions"] = json!([]);
+        }
+        self.columns_sent = true;
+        watch_line(event_type, &row)
+    }
+}
+
 /// `GET ...?watch=true`: a stream of watch events from `resourceVersion` (initial `ADDED` events
 /// when asked or when watching from the start), ending on `timeoutSeconds`, a closed client or
 /// shutdown; an expired `resourceVersion` ends it with an `ERROR` event (`410 Gone`).
@@ -118,8 +139,13 @@ pub(super) fn watch(
     kind: Kind,
     namespace: Option<&str>,
     params: &Params,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let filter = Filter::new(kind, namespace, params)?;
+    let mut format = WatchFormat {
+        table: wants_table(headers),
+        columns_sent: false,
+    };
     let since = match params.get("resourceVersion").map(String::as_str) {
         None | Some("") => None,
         Some(rv) => Some(
@@ -145,7 +171,7 @@ pub(super) fn watch(
             if initial_events {
                 last = current.max(since.unwrap_or(0));
                 for object in s.list(filter.kind, filter.namespace.as_deref()).filter(|o| filter.matches(o)) {
-                    lines.push(watch_line("ADDED", object));
+                    lines.push(format.line("ADDED", filter.kind, object, current));
                 }
             }
             if bookmark_initial {
@@ -172,7 +198,7 @@ pub(super) fn watch(
                             },
                         };
                         if let Some(event) = event {
-                            lines.push(watch_line(event, &change.object));
+                            lines.push(format.line(event, filter.kind, &change.object, change.rv));
                         }
                     }
                     last = s.resource_version();
