@@ -38,6 +38,9 @@ fn document() -> &'static (String, Value) {
     })
 }
 
+/// The query parameters the simulator honours on writes.
+const WRITE_PARAMETERS: &[&str] = &["dryRun", "fieldManager", "fieldValidation"];
+
 fn schema_name(kind: Kind) -> String {
     format!("io.k8s.api.core.v1.{}", kind.kind())
 }
@@ -81,7 +84,7 @@ fn build() -> Value {
             json!({
                 "parameters": scope,
                 "get": operation(kind, "list", &[]),
-                "post": operation(kind, "post", &["dryRun", "fieldManager", "fieldValidation"]),
+                "post": operation(kind, "post", WRITE_PARAMETERS),
                 "delete": operation(kind, "deletecollection", &[]),
             }),
         );
@@ -90,8 +93,8 @@ fn build() -> Value {
             json!({
                 "parameters": item_scope,
                 "get": operation(kind, "get", &[]),
-                "put": operation(kind, "put", &["dryRun", "fieldManager", "fieldValidation"]),
-                "patch": operation(kind, "patch", &["dryRun", "fieldManager", "fieldValidation"]),
+                "put": operation(kind, "put", WRITE_PARAMETERS),
+                "patch": operation(kind, "patch", WRITE_PARAMETERS),
                 "delete": operation(kind, "delete", &[]),
             }),
         );

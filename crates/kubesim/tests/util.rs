@@ -155,3 +155,23 @@ pub async fn expect_status_typed(
     assert_eq!(status["status"], "Failure");
     status["message"].as_str().unwrap().to_owned()
 }
+
+/// The kubectl to run (`$KUBECTL`, else `kubectl` on PATH), or `None` when there is none: then
+/// the test `test` is skipped with a message, except under `CI`, where that fails.
+pub fn kubectl_or_skip(test: &str) -> Option<String> {
+    let binary = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let works = std::process::Command::new(&binary)
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if works {
+        return Some(binary);
+    }
+    // CI installs kubectl (scripts/setup.sh): there, a missing one is a failure, not a pass.
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "kubectl is not installed but CI is set (apt-get install kubernetes-client, or set KUBECTL)"
+    );
+    eprintln!("SKIPPED {test}: kubectl is not installed (apt-get install kubernetes-client, or set KUBECTL)");
+    None
+}

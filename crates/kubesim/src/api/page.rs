@@ -14,10 +14,8 @@ use crate::status::ApiError;
 /// One page of a list.
 pub(super) struct Page {
     pub items: Vec<Arc<Value>>,
-    /// The token for the next page, when there are more items.
-    pub next: Option<String>,
-    /// How many items follow this page.
-    pub remaining: Option<usize>,
+    /// When more items follow: the token for the next page, and how many follow.
+    pub next: Option<(String, usize)>,
 }
 
 fn key(object: &Value) -> (String, String) {
@@ -68,11 +66,7 @@ pub(super) fn page(items: Vec<Arc<Value>>, params: &Params, list: &str, rv: u64)
         .filter(|l| *l > 0)
         .map(|l| l as usize);
     let Some(limit) = limit.filter(|l| items.len() > *l) else {
-        return Ok(Page {
-            items,
-            next: None,
-            remaining: None,
-        });
+        return Ok(Page { items, next: None });
     };
     let remaining = items.len() - limit;
     items.truncate(limit);
@@ -80,8 +74,7 @@ pub(super) fn page(items: Vec<Arc<Value>>, params: &Params, list: &str, rv: u64)
     let token = json!({"v": "kubesim/v1", "rv": rv, "list": list, "start": [last.0, last.1]});
     Ok(Page {
         items,
-        next: Some(hex(&token.to_string())),
-        remaining: Some(remaining),
+        next: Some((hex(&token.to_string()), remaining)),
     })
 }
 
@@ -106,12 +99,12 @@ mod tests {
         let mut params = Params::from([("limit".to_string(), "2".to_string())]);
         let first = page(items.clone(), &params, "pods/default", 7).expect("first page");
         assert_eq!(names(&first), ["a", "b"]);
-        assert_eq!(first.remaining, Some(1));
-        let token = first.next.expect("a continue token");
+        let (token, remaining) = first.next.expect("a continue token");
+        assert_eq!(remaining, 1);
         params.insert("continue".to_string(), token.clone());
         let second = page(items.clone(), &params, "pods/default", 8).expect("second page");
         assert_eq!(names(&second), ["c"]);
-        assert!(second.next.is_none() && second.remaining.is_none());
+        assert!(second.next.is_none());
         let other = page(items.clone(), &params, "secrets/default", 8)
             .err()
             .expect("refused");

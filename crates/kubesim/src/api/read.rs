@@ -87,9 +87,9 @@ pub(super) fn list(
         rv,
     )?;
     let mut metadata = json!({"resourceVersion": rv.to_string()});
-    if let Some(next) = &page.next {
-        metadata["continue"] = json!(next);
-        metadata["remainingItemCount"] = json!(page.remaining);
+    if let Some((token, remaining)) = &page.next {
+        metadata["continue"] = json!(token);
+        metadata["remainingItemCount"] = json!(remaining);
     }
     if wants_table(headers) {
         let mut answer = table(kind, &page.items, rv);

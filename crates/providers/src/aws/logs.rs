@@ -56,9 +56,8 @@ impl LogReader {
                         }
                     };
                 let job = parse_console(&text, 1);
-                let (mut fresh, cut) = job.since(node.last, node.notes);
+                let (mut fresh, mut cut) = job.since(node.last, node.notes);
                 // `tail` applies to what is there at the first read only.
-                let mut cut = cut;
                 if let Some(tail) = node.tail.take() {
                     fresh.drain(..fresh.len().saturating_sub(tail));
                     cut = 0;
