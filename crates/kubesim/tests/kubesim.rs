@@ -21,3 +21,6 @@ mod exit;
 
 /// Paginated lists (`limit`, `continue`) through `kube` and kubectl.
 mod paging;
+
+/// `pods/exec` over WebSocket through `kube` and kubectl (`exec`, `exec -i`, `cp`).
+mod exec;

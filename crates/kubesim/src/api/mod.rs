@@ -5,6 +5,7 @@
 //! complete API server URL for `kube` and `kubectl`. JSON only; every answer carries a `Server`
 //! header saying it comes from a simulator.
 
+mod exec;
 mod logs;
 mod page;
 mod read;
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -44,15 +46,47 @@ pub(crate) async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    websocket: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     body: Bytes,
 ) -> Response {
-    let mut response = route(&state, &method, &uri, &headers, body)
-        .await
-        .unwrap_or_else(error_response);
+    let answer = match exec_target(uri.path()) {
+        Some((cluster, namespace, pod)) => exec_route(&state, &uri, cluster, namespace, pod, websocket.ok()),
+        None => route(&state, &method, &uri, &headers, body).await,
+    };
+    let mut response = answer.unwrap_or_else(error_response);
     response
         .headers_mut()
         .insert(header::SERVER, HeaderValue::from_static(SERVER_HEADER));
     response
+}
+
+/// `/clusters/C/api/v1/namespaces/NS/pods/P/exec`: the cluster, namespace and pod.
+fn exec_target(path: &str) -> Option<(&str, &str, &str)> {
+    let rest = path.strip_prefix("/clusters/")?;
+    match rest.split('/').collect::<Vec<_>>().as_slice() {
+        [cluster, "api", "v1", "namespaces", namespace, "pods", pod, "exec"] => {
+            Some((cluster, namespace, pod))
+        }
+        _ => None,
+    }
+}
+
+fn exec_route(
+    state: &ServerState,
+    uri: &Uri,
+    cluster: &str,
+    namespace: &str,
+    pod: &str,
+    websocket: Option<WebSocketUpgrade>,
+) -> Result<Response, ApiError> {
+    let cluster = state
+        .clusters
+        .get(cluster)
+        .ok_or_else(|| ApiError::not_found("clusters", cluster))?;
+    let query: Vec<(String, String)> = Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    exec::upgrade(cluster, namespace, pod, &query, websocket)
 }
 
 async fn route(

@@ -76,6 +76,36 @@ async fn pump<R: AsyncRead + Unpin>(cluster: Arc<Cluster>, key: (String, String)
 /// must wait), so the caller stops.
 ///
 /// An image listed as unpullable never starts: [`pull_fails`].
+/// A process of `container` in pod `pod_name`: `program` with `args`, the container's resolved
+/// `env` (and `PATH`, `HOME`, `HOSTNAME`), in its working directory. The one place a container's
+/// process is made, for its command and for `exec`.
+pub(super) fn container_command(
+    pod_name: &str,
+    container: &Container,
+    env: &std::collections::BTreeMap<String, String>,
+    program: &str,
+    args: &[String],
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        )
+        .env("HOME", std::env::var("HOME").unwrap_or_else(|_| "/".into()))
+        .env("HOSTNAME", pod_name)
+        .envs(env)
+        .current_dir(
+            container
+                .working_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().display().to_string()),
+        );
+    command
+}
+
 async fn run_once(
     cluster: &Arc<Cluster>,
     pod: &PodRef,
@@ -149,23 +179,8 @@ async fn run_once(
         return None;
     }
     let program = argv.remove(0);
-    let mut command = tokio::process::Command::new(&program);
+    let mut command = container_command(&pod.name, container, &env, &program, &argv);
     command
-        .args(&argv)
-        .env_clear()
-        .env(
-            "PATH",
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-        )
-        .env("HOME", std::env::var("HOME").unwrap_or_else(|_| "/".into()))
-        .env("HOSTNAME", &pod.name)
-        .envs(&env)
-        .current_dir(
-            container
-                .working_dir
-                .clone()
-                .unwrap_or_else(|| std::env::temp_dir().display().to_string()),
-        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -13,6 +13,7 @@
 
 mod container;
 mod env;
+mod exec;
 mod pod;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use self::container::{Role, run_with_restarts};
+pub(crate) use self::exec::exec_command;
 pub(crate) use self::pod::PodRef;
 use self::pod::{HOST_IP, free_pod_ip, update_pod};
 use crate::cluster::Cluster;
