@@ -82,8 +82,8 @@ pub use launcher::{
 pub use local::{Gpu, LOCAL, LocalProvider, detect_gpus, machine_offers, parse_nvidia_smi};
 pub use provider::{
     CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterRef, ClusterState, ClusterStatus, ClusterSummary,
-    JobState, JobStatus, LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProvisionRequest,
-    StatusPredicate, TeardownOutcome, UnavailableProvider,
+    JobSelection, JobState, JobStatus, LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider,
+    ProvisionRequest, StatusPredicate, TeardownOutcome, UnavailableProvider,
 };
 pub use registry::{Backends, KNOWN_CLOUDS};
 pub use store::{

@@ -174,12 +174,14 @@ pub enum JobState {
     Succeeded,
     /// A node exited non-zero, or was lost.
     Failed,
+    /// Stopped by [`Provider::cancel`] (`skyplan cancel`).
+    Cancelled,
 }
 
 impl JobState {
     /// Whether the job has ended.
     pub fn is_finished(self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Failed)
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
     }
 }
 
@@ -190,6 +192,7 @@ impl fmt::Display for JobState {
             JobState::Running => "RUNNING",
             JobState::Succeeded => "SUCCEEDED",
             JobState::Failed => "FAILED",
+            JobState::Cancelled => "CANCELLED",
         })
     }
 }
@@ -208,6 +211,19 @@ pub struct JobStatus {
     pub exit_code: Option<i32>,
     /// Per node (rank order): its exit code once it has one.
     pub node_exit_codes: Vec<Option<i32>>,
+    /// When the job started running (unix seconds), where the provider knows.
+    pub started_at: Option<i64>,
+    /// When its last node ended (unix seconds), where the provider knows.
+    pub ended_at: Option<i64>,
+}
+
+/// Which jobs [`Provider::cancel`] stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobSelection {
+    /// Every job that has not ended.
+    All,
+    /// These job ids.
+    Ids(Vec<u64>),
 }
 
 /// A cluster's live status.
@@ -457,6 +473,18 @@ pub trait Provider: Send + Sync {
         let _ = (cluster, task);
         Err(ProviderError::Unsupported {
             message: format!("exec on an existing cluster is not supported on {}", self.id()),
+        })
+    }
+
+    /// Stops the selected jobs of `cluster` on every node (their process groups) and marks them
+    /// [`JobState::Cancelled`]; returns the ids it stopped, oldest first. A job that has
+    /// already ended is left as it is (and not returned); an unknown id is
+    /// [`ProviderError::NotFound`] before anything is stopped. Every provider that claims
+    /// [`Capabilities::exec`] implements it; [`ProviderError::Unsupported`] by default.
+    async fn cancel(&self, cluster: ClusterRef<'_>, jobs: &JobSelection) -> Result<Vec<u64>, ProviderError> {
+        let _ = (cluster, jobs);
+        Err(ProviderError::Unsupported {
+            message: format!("cancelling jobs is not supported on {}", self.id()),
         })
     }
 

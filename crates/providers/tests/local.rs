@@ -6,8 +6,8 @@ use futures::StreamExt;
 use skyplan_catalog::Catalog;
 use skyplan_optimizer::TaskNode;
 use skyplan_providers::{
-    JobState, LOCAL, LaunchRequest, LogOptions, NoProgress, Provider, ProviderError, ProvisionRequest,
-    RecordStatus, TaskRun, TeardownOutcome, status_report,
+    JobSelection, JobState, LOCAL, LaunchRequest, LogOptions, NoProgress, Provider, ProviderError,
+    ProvisionRequest, RecordStatus, TaskRun, TeardownOutcome, status_report,
 };
 use skyplan_spec::parse_task_str;
 
@@ -288,28 +288,11 @@ fn teardown_kills_running_processes() {
         cluster: "sleeper".to_string(),
         task: TaskNode::new("sleeper", vec![]),
         // The job's shell and its background child must both go (`sleep` dies on TERM).
-        run: TaskRun::command("sleeper", "echo started; sleep 300 & echo child=$!; wait"),
+        run: TaskRun::command("sleeper", BACKGROUND),
     };
     runtime().block_on(async {
         launcher.launch(&request, &NoProgress).await.expect("launch");
-        let mut stream = local
-            .logs(
-                "sleeper".into(),
-                &LogOptions {
-                    follow: true,
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("logs");
-        let first = stream.next().await.expect("line").expect("ok");
-        assert_eq!(first.text, "started");
-        let second = stream.next().await.expect("line").expect("ok");
-        let child: u32 = second
-            .text
-            .strip_prefix("child=")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no child pid in {:?}", second.text));
+        let child = background_child(local.as_ref(), "sleeper", 1).await;
         assert!(pid_exists(child), "the background child runs");
         let pid: u32 = std::fs::read_to_string(home.path().join("local/sleeper/jobs/1/node-0.pid"))
             .expect("pid file")
@@ -333,6 +316,88 @@ fn teardown_kills_running_processes() {
             "the job's background child {child} survived teardown"
         );
         assert!(!home.path().join("local/sleeper").exists());
+    });
+}
+
+/// The pid of the background child a `BACKGROUND` job prints (`child=PID`), once it runs.
+async fn background_child(local: &dyn Provider, cluster: &str, job: u64) -> u32 {
+    let options = LogOptions {
+        follow: true,
+        job: Some(job),
+        ..Default::default()
+    };
+    let mut stream = local.logs(cluster.into(), &options).await.expect("logs");
+    let first = stream.next().await.expect("line").expect("ok");
+    assert_eq!(first.text, "started");
+    let second = stream.next().await.expect("line").expect("ok");
+    second
+        .text
+        .strip_prefix("child=")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no child pid in {:?}", second.text))
+}
+
+/// A job whose shell waits for a background child: both must go when it is stopped (`sleep`
+/// dies on TERM).
+const BACKGROUND: &str = "echo started; sleep 300 & echo child=$!; wait";
+
+#[test]
+fn cancel_stops_one_job_and_its_children_and_the_cluster_stays_up() {
+    let home = Home::new();
+    let local = home.local();
+    let launcher = launcher(Catalog::default(), home.store()).with_provider(local.clone());
+    let request = LaunchRequest {
+        cluster: "queue".to_string(),
+        task: TaskNode::new("first", vec![]),
+        run: TaskRun::command("first", "echo one"),
+    };
+    runtime().block_on(async {
+        launcher.launch(&request, &NoProgress).await.expect("launch");
+        wait_job(local.as_ref(), "queue", 1).await;
+        let job = launcher
+            .exec("queue", &TaskRun::command("long", BACKGROUND))
+            .await
+            .expect("exec");
+        assert_eq!(job, 2);
+        let child = background_child(local.as_ref(), "queue", 2).await;
+        assert!(pid_exists(child), "the background child runs");
+        let cancelled = launcher
+            .cancel("queue", &JobSelection::Ids(vec![2]))
+            .await
+            .expect("cancel");
+        assert_eq!(cancelled, [2]);
+        // `cancel` returns once the job's process groups are gone.
+        assert!(
+            !pid_exists(child),
+            "the job's background child {child} survived cancel"
+        );
+        let status = local.status("queue".into()).await.expect("status");
+        let states: Vec<(u64, JobState, Option<i32>)> =
+            status.jobs.iter().map(|j| (j.id, j.state, j.exit_code)).collect();
+        assert_eq!(
+            states,
+            [(1, JobState::Succeeded, Some(0)), (2, JobState::Cancelled, None)]
+        );
+        let job2 = status.job(2).expect("job 2");
+        assert!(
+            job2.started_at.is_some() && job2.ended_at >= job2.started_at,
+            "{job2:?}"
+        );
+        let recorded = launcher.store().jobs("queue").expect("jobs");
+        assert_eq!(recorded[1].status, JobState::Cancelled);
+        assert!(recorded[1].ended_at.is_some());
+        // The cluster takes more work.
+        let job = launcher
+            .exec("queue", &TaskRun::command("after", "echo after"))
+            .await
+            .expect("exec after cancel");
+        assert_eq!(job, 3);
+        let unknown = launcher.cancel("queue", &JobSelection::Ids(vec![7])).await;
+        assert!(
+            matches!(unknown, Err(ProviderError::NotFound { .. })),
+            "{unknown:?}"
+        );
+        launcher.down("queue").await.expect("down");
     });
 }
 

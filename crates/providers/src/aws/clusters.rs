@@ -289,6 +289,9 @@ impl AwsProvider {
             state,
             exit_code,
             node_exit_codes,
+            // The console says when the job started and ended only by its lines.
+            started_at: None,
+            ended_at: None,
         })
     }
 }

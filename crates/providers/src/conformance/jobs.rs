@@ -5,11 +5,6 @@ use skyplan_spec::{FileMount, PortRange};
 
 use super::*;
 
-/// A script that prints, then runs far longer than any check waits.
-fn long_run() -> String {
-    format!("echo {MARKER} started rank $SKYPLAN_NODE_RANK\nsleep 600\necho {MARKER} finished")
-}
-
 /// A job whose nodes exit 3 is `FAILED` with exit code 3, on every node.
 pub async fn failing_job_reports_exit_code(provider: &dyn Provider, factory: RequestFactory<'_>) {
     let cluster = cluster_name("fail");

@@ -29,6 +29,7 @@
 
 mod jobs;
 mod lifecycle;
+mod queue;
 
 use std::time::Duration;
 
@@ -46,6 +47,7 @@ pub use lifecycle::{
     conflicting_request_is_rejected, list_finds_cluster_by_label, logs_contain_run_output,
     provision_is_idempotent, status_follows_lifecycle, teardown_is_idempotent, teardown_leaves_nothing,
 };
+pub use queue::cancel_stops_a_running_job;
 
 /// Printed by every conformance task's `run`.
 pub const MARKER: &str = "skyplan-conformance";
@@ -55,6 +57,11 @@ pub type RequestFactory<'a> = &'a (dyn Fn(&str) -> ProvisionRequest + Send + Syn
 
 /// How long a check waits for a job to finish (or start).
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A script that prints, then runs far longer than any check waits.
+fn long_run() -> String {
+    format!("echo {MARKER} started rank $SKYPLAN_NODE_RANK\nsleep 600\necho {MARKER} finished")
+}
 
 fn cluster_name(check: &str) -> String {
     format!("conf-{check}-{:06x}", fastrand::u32(..0x100_0000))
@@ -144,5 +151,6 @@ pub async fn run_all(
     provision_returns_while_the_job_runs(provider, factory).await;
     teardown_stops_a_running_job(provider, factory).await;
     exec_keeps_to_capabilities(provider, factory).await;
+    cancel_stops_a_running_job(provider, factory).await;
     capabilities_match_unsupported(provider, factory).await;
 }

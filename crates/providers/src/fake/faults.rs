@@ -23,6 +23,8 @@ pub enum Step {
     Teardown,
     /// `exec`.
     Exec,
+    /// `cancel`.
+    Cancel,
 }
 
 /// Which requests a primed error applies to; `None` fields match anything. For steps on an

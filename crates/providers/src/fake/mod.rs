@@ -30,8 +30,8 @@ use script::FakeJob;
 
 use crate::{
     CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterRef, ClusterState, ClusterStatus, ClusterSummary,
-    LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProviderError, ProvisionRequest, TaskRun,
-    TeardownOutcome,
+    JobSelection, LiveOffers, LogLine, LogOptions, LogStream, NodeInfo, Provider, ProviderError,
+    ProvisionRequest, TaskRun, TeardownOutcome,
 };
 
 /// One recorded call.
@@ -67,6 +67,11 @@ pub enum Call {
     },
     /// `exec(cluster, ..)`.
     Exec {
+        /// The cluster.
+        cluster: String,
+    },
+    /// `cancel`.
+    Cancel {
         /// The cluster.
         cluster: String,
     },
@@ -478,6 +483,40 @@ impl Provider for FakeProvider {
         let job = self.start_job(id, task, found, false);
         found.jobs.push(job);
         Ok(id)
+    }
+
+    async fn cancel(&self, cluster: ClusterRef<'_>, jobs: &JobSelection) -> Result<Vec<u64>, ProviderError> {
+        let name = cluster.name;
+        let mut state = self.enter(
+            Call::Cancel {
+                cluster: name.to_string(),
+            },
+            Step::Cancel,
+            Some(name),
+        )?;
+        if !self.capabilities.exec {
+            return Err(ProviderError::Unsupported {
+                message: format!("cancelling jobs is not supported on {}", self.id),
+            });
+        }
+        let found = state.clusters.get_mut(name).ok_or_else(|| not_found(name))?;
+        if let JobSelection::Ids(ids) = jobs
+            && let Some(missing) = ids.iter().find(|id| !found.jobs.iter().any(|j| j.id == **id))
+        {
+            return Err(ProviderError::NotFound {
+                what: format!("job {missing} on cluster {name:?}"),
+            });
+        }
+        let now = Instant::now();
+        Ok(found
+            .jobs
+            .iter_mut()
+            .filter(|j| match jobs {
+                JobSelection::All => true,
+                JobSelection::Ids(ids) => ids.contains(&j.id),
+            })
+            .filter_map(|j| j.cancel(now).then_some(j.id))
+            .collect())
     }
 }
 

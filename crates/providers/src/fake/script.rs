@@ -47,6 +47,8 @@ pub(super) struct FakeJob {
     created: Instant,
     start: Duration,
     nodes: Vec<NodeRun>,
+    /// When `cancel` stopped it.
+    cancelled: Option<Instant>,
 }
 
 impl FakeJob {
@@ -80,6 +82,7 @@ impl FakeJob {
             created: Instant::now(),
             start: timing.start,
             nodes,
+            cancelled: None,
         }
     }
 
@@ -90,11 +93,34 @@ impl FakeJob {
 
     /// When the whole job ends.
     pub(super) fn ends_at(&self) -> Instant {
-        self.created + self.start + self.nodes.iter().map(|n| n.end).max().unwrap_or_default()
+        let ends = self.created + self.start + self.nodes.iter().map(|n| n.end).max().unwrap_or_default();
+        self.cancelled.map_or(ends, |at| at.min(ends))
+    }
+
+    /// Stops the job at `now` unless it has ended; whether it did.
+    pub(super) fn cancel(&mut self, now: Instant) -> bool {
+        if self.status(now).state.is_finished() {
+            return false;
+        }
+        self.cancelled = Some(now);
+        true
     }
 
     /// The job's state now.
     pub(super) fn status(&self, now: Instant) -> JobStatus {
+        match self.cancelled.filter(|at| *at <= now) {
+            // As it was when cancelled, where it had not ended.
+            Some(at) => JobStatus {
+                state: JobState::Cancelled,
+                exit_code: None,
+                ..self.progress(at)
+            },
+            None => self.progress(now),
+        }
+    }
+
+    /// The job's state at `now`, were it never cancelled.
+    fn progress(&self, now: Instant) -> JobStatus {
         let ran = self.running_for(now);
         let node_exit_codes: Vec<Option<i32>> = self
             .nodes
@@ -121,6 +147,8 @@ impl FakeJob {
             },
             exit_code,
             node_exit_codes,
+            started_at: None,
+            ended_at: None,
         }
     }
 
@@ -143,6 +171,7 @@ impl FakeJob {
                 })
             })
             .collect();
+        lines.retain(|(at, _)| self.cancelled.is_none_or(|c| *at <= c));
         lines.sort_by_key(|(at, line)| (*at, line.node));
         lines
     }

@@ -78,6 +78,29 @@ pub(super) fn exit_code(pod: &Pod) -> Option<i32> {
         .map(|t| t.exit_code)
 }
 
+/// When the task container of `pod` started and (once it ended) finished, in unix seconds.
+fn container_times(pod: &Pod) -> (Option<i64>, Option<i64>) {
+    let state = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.iter().find(|c| c.name == render::CONTAINER))
+        .and_then(|c| c.state.as_ref());
+    let seconds =
+        |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| t.map(|t| t.0.as_second());
+    match state {
+        Some(state) => match (&state.running, &state.terminated) {
+            (Some(running), _) => (seconds(running.started_at.as_ref()), None),
+            (None, Some(ended)) => (
+                seconds(ended.started_at.as_ref()),
+                seconds(ended.finished_at.as_ref()),
+            ),
+            (None, None) => (None, None),
+        },
+        None => (None, None),
+    }
+}
+
 /// The job of a cluster's pods: failed if any failed, succeeded when all did, running when any
 /// runs.
 pub(super) fn job_status(pods: &[Pod]) -> JobStatus {
@@ -113,6 +136,12 @@ pub(super) fn job_status(pods: &[Pod]) -> JobStatus {
         state,
         exit_code,
         node_exit_codes,
+        started_at: pods.iter().filter_map(|p| container_times(p).0).min(),
+        ended_at: if state.is_finished() {
+            pods.iter().filter_map(|p| container_times(p).1).max()
+        } else {
+            None
+        },
     }
 }
 

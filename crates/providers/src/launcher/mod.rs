@@ -35,8 +35,8 @@ pub use teardown::{
     teardown_cluster,
 };
 
-use crate::store::{JobRecord, RecordStatus, StateStore};
-use crate::{Backends, ClusterHandle, ClusterRef, Provider, ProviderError, TaskRun};
+use crate::store::{ClusterRecord, JobRecord, RecordStatus, StateStore};
+use crate::{Backends, ClusterHandle, ClusterRef, JobSelection, JobState, Provider, ProviderError, TaskRun};
 
 /// Providers by cloud name (a provider's [`Provider::id`] is the cloud of its offers).
 pub type Providers = std::collections::BTreeMap<String, Arc<dyn Provider>>;
@@ -461,12 +461,7 @@ impl Launcher {
                 message: format!("cluster {name:?} is {}, not UP", record.status),
             });
         }
-        let cloud = record.provider.clone().unwrap_or_default();
-        let provider = self
-            .backends
-            .providers
-            .get(&cloud)
-            .ok_or(ProviderError::NoProvider { cloud })?;
+        let provider = self.provider_of(&record)?;
         let job_id = provider
             .exec(ClusterRef::from(&record), task)
             .await
@@ -474,6 +469,31 @@ impl Launcher {
         self.store
             .upsert_job(&JobRecord::running(name, job_id, &task.name))?;
         Ok(job_id)
+    }
+
+    /// Stops the selected jobs of cluster `name` (see [`Provider::cancel`]) and records them
+    /// CANCELLED; returns the ids stopped.
+    pub async fn cancel(&self, name: &str, jobs: &JobSelection) -> Result<Vec<u64>, ProviderError> {
+        let record = self
+            .store
+            .cluster(name)?
+            .ok_or_else(|| ProviderError::cluster_not_found(name))?;
+        let provider = self.provider_of(&record)?;
+        let cancelled = provider.cancel(ClusterRef::from(&record), jobs).await?;
+        for id in &cancelled {
+            self.store
+                .update_job_state(name, *id, JobState::Cancelled, None)?;
+        }
+        Ok(cancelled)
+    }
+
+    /// The provider a recorded cluster runs on.
+    fn provider_of(&self, record: &ClusterRecord) -> Result<&Arc<dyn Provider>, ProviderError> {
+        let cloud = record.provider.clone().unwrap_or_default();
+        self.backends
+            .providers
+            .get(&cloud)
+            .ok_or(ProviderError::NoProvider { cloud })
     }
 
     /// Tears down cluster `name` everywhere it might be: see [`teardown_cluster`].

@@ -7,11 +7,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rustix::process::{Pid, Signal};
 use serde::{Deserialize, Serialize};
 
+use super::process::{process_alive, stop_groups};
 use crate::task::{REDACT_AWK, shell_quote};
 use crate::{JobState, JobStatus, LogLine, LogOptions, LogStream, ProviderError, TaskRun, node_variables};
 
@@ -251,63 +251,6 @@ fn read_number<T: std::str::FromStr>(path: &Path) -> Option<T> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-fn pid_of(raw: u32) -> Option<Pid> {
-    i32::try_from(raw).ok().and_then(Pid::from_raw)
-}
-
-/// `(state, process group)` of a process from `/proc/PID/stat`, where there is a `/proc`.
-fn proc_stat(pid: u32) -> Option<(char, u32)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some((state, pgrp))
-}
-
-fn has_proc() -> bool {
-    Path::new("/proc/self/stat").exists()
-}
-
-/// Whether process `raw` runs. Zombies count as gone: orphans whose adopter does not reap them
-/// (containers without an init) would otherwise look alive forever.
-fn process_alive(raw: u32) -> bool {
-    if has_proc() {
-        return proc_stat(raw).is_some_and(|(state, _)| state != 'Z' && state != 'X');
-    }
-    match pid_of(raw) {
-        // EPERM: it exists but is not ours.
-        Some(pid) => match rustix::process::test_kill_process(pid) {
-            Ok(()) => true,
-            Err(err) => err != rustix::io::Errno::SRCH,
-        },
-        None => false,
-    }
-}
-
-/// Whether any process of group `raw` runs (zombies excluded, as in [`process_alive`]).
-fn group_alive(raw: u32) -> bool {
-    let Some(pgid) = pid_of(raw) else {
-        return false;
-    };
-    if let Err(err) = rustix::process::test_kill_process_group(pgid) {
-        return err != rustix::io::Errno::SRCH;
-    }
-    if !has_proc() {
-        return true;
-    }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return true;
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter_map(proc_stat)
-        .any(|(state, group)| group == raw && state != 'Z' && state != 'X')
-}
-
 enum NodeState {
     Exited(i32),
     Running,
@@ -334,6 +277,17 @@ fn node_state(job_dir: &Path, rank: u32, meta: &JobMeta) -> NodeState {
         Some(code) => NodeState::Exited(code),
         None => NodeState::Lost,
     }
+}
+
+/// The file whose presence marks a job cancelled (written before its processes are stopped).
+fn cancelled_marker(job_dir: &Path) -> PathBuf {
+    job_dir.join("cancelled")
+}
+
+/// Modification time of `path` in unix seconds.
+fn modified_unix(path: &Path) -> Option<i64> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    i64::try_from(modified.duration_since(UNIX_EPOCH).ok()?.as_secs()).ok()
 }
 
 fn job_status(job_dir: &Path, meta: &JobMeta) -> JobStatus {
@@ -365,12 +319,29 @@ fn job_status(job_dir: &Path, meta: &JobMeta) -> JobStatus {
         };
         (state, Some(code))
     };
+    let cancelled = modified_unix(&cancelled_marker(job_dir));
+    let (state, exit_code) = match cancelled {
+        Some(_) => (JobState::Cancelled, None),
+        None => (state, exit_code),
+    };
+    let ended_at = cancelled.or_else(|| {
+        state
+            .is_finished()
+            .then(|| {
+                (0..meta.num_nodes)
+                    .filter_map(|rank| modified_unix(&job_dir.join(format!("node-{rank}.exit"))))
+                    .max()
+            })
+            .flatten()
+    });
     JobStatus {
         id: meta.id,
         name: meta.name.clone(),
         state,
         exit_code,
         node_exit_codes,
+        started_at: i64::try_from(meta.started_unix).ok(),
+        ended_at,
     }
 }
 
@@ -386,16 +357,14 @@ pub(super) fn job_statuses(cluster_dir: &Path) -> Result<Vec<JobStatus>, Provide
     Ok(jobs)
 }
 
-/// Every process group the cluster's jobs started.
-fn cluster_pids(cluster_dir: &Path) -> Vec<u32> {
+/// The process groups job `id` started (one per node).
+fn job_pids(cluster_dir: &Path, id: u64) -> Vec<u32> {
+    let job_dir = jobs_dir(cluster_dir).join(id.to_string());
     let mut pids = Vec::new();
-    for id in job_ids(cluster_dir).unwrap_or_default() {
-        let job_dir = jobs_dir(cluster_dir).join(id.to_string());
-        if let Some(meta) = read_meta(&job_dir) {
-            pids.extend(meta.pids.iter().flatten());
-            for rank in 0..meta.num_nodes {
-                pids.extend(read_number::<u32>(&job_dir.join(format!("node-{rank}.pid"))));
-            }
+    if let Some(meta) = read_meta(&job_dir) {
+        pids.extend(meta.pids.iter().flatten());
+        for rank in 0..meta.num_nodes {
+            pids.extend(read_number::<u32>(&job_dir.join(format!("node-{rank}.pid"))));
         }
     }
     pids.sort_unstable();
@@ -403,24 +372,56 @@ fn cluster_pids(cluster_dir: &Path) -> Vec<u32> {
     pids
 }
 
+/// Every process group the cluster's jobs started.
+fn cluster_pids(cluster_dir: &Path) -> Vec<u32> {
+    let mut pids: Vec<u32> = job_ids(cluster_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|id| job_pids(cluster_dir, id))
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// Cancels the selected jobs of the cluster in `cluster_dir` (see [`crate::Provider::cancel`]):
+/// marks each unfinished one cancelled, then stops its process groups.
+pub(super) fn cancel_jobs(
+    cluster_dir: &Path,
+    cluster: &str,
+    selection: &crate::JobSelection,
+) -> Result<Vec<u64>, ProviderError> {
+    let known = job_ids(cluster_dir)?;
+    let wanted = match selection {
+        crate::JobSelection::All => known.clone(),
+        crate::JobSelection::Ids(ids) => {
+            if let Some(missing) = ids.iter().find(|id| !known.contains(id)) {
+                return Err(ProviderError::NotFound {
+                    what: format!("job {missing} on cluster {cluster:?}"),
+                });
+            }
+            ids.clone()
+        }
+    };
+    let mut cancelled = Vec::new();
+    for id in wanted {
+        let job_dir = jobs_dir(cluster_dir).join(id.to_string());
+        let Some(meta) = read_meta(&job_dir) else { continue };
+        if job_status(&job_dir, &meta).state.is_finished() || cancelled.contains(&id) {
+            continue;
+        }
+        write_file(&cancelled_marker(&job_dir), &format!("{}\n", unix_now()))?;
+        stop_groups(&job_pids(cluster_dir, id));
+        cancelled.push(id);
+    }
+    cancelled.sort_unstable();
+    Ok(cancelled)
+}
+
 /// Kills every process group of the cluster (TERM, then KILL after 3 s) and removes its
 /// directory (renamed to a `.trash-*` name first, so `list()` stops seeing it at once).
 pub(super) fn destroy_cluster_dir(root: &Path, dir: &Path) -> Result<(), ProviderError> {
-    let pids = cluster_pids(dir);
-    for &pid in &pids {
-        if let Some(pgid) = pid_of(pid) {
-            let _ = rustix::process::kill_process_group(pgid, Signal::TERM);
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while pids.iter().any(|&p| group_alive(p)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for &pid in pids.iter().filter(|&&p| group_alive(p)) {
-        if let Some(pgid) = pid_of(pid) {
-            let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
-        }
-    }
+    stop_groups(&cluster_pids(dir));
     let name = dir
         .file_name()
         .map_or_else(|| "cluster".to_string(), |n| n.to_string_lossy().to_string());
@@ -611,17 +612,6 @@ pub(super) fn log_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn this_process_is_alive_and_its_group_too() {
-        let pid = std::process::id();
-        assert!(process_alive(pid));
-        if let Some((state, group)) = proc_stat(pid) {
-            assert_ne!(state, 'Z');
-            assert!(group_alive(group));
-        }
-        assert!(!process_alive(u32::MAX));
-    }
 
     #[test]
     fn quoting_survives_quotes() {

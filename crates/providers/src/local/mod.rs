@@ -17,6 +17,7 @@
 mod fit;
 mod jobs;
 mod machine;
+mod process;
 mod sync;
 
 use std::collections::BTreeMap;
@@ -31,8 +32,8 @@ pub use machine::{Gpu, LOCAL, cpu_count, detect_gpus, machine_offers, memory_gib
 
 use crate::{
     CLUSTER_LABEL, Capabilities, ClusterHandle, ClusterRef, ClusterState, ClusterStatus, ClusterSummary,
-    LiveOffers, LogOptions, LogStream, NodeInfo, Provider, ProviderError, ProvisionRequest, TaskRun,
-    TeardownOutcome,
+    JobSelection, LiveOffers, LogOptions, LogStream, NodeInfo, Provider, ProviderError, ProvisionRequest,
+    TaskRun, TeardownOutcome,
 };
 
 /// What `cluster.json` holds.
@@ -299,6 +300,15 @@ impl Provider for LocalProvider {
         }
         jobs::destroy_cluster_dir(&self.root, &dir)?;
         Ok(TeardownOutcome::Terminated)
+    }
+
+    async fn cancel(&self, cluster: ClusterRef<'_>, jobs: &JobSelection) -> Result<Vec<u64>, ProviderError> {
+        let name = cluster.name;
+        if self.read_meta(name)?.is_none() {
+            return Err(ProviderError::cluster_not_found(name));
+        }
+        // Blocks for up to the stop grace period, as teardown does.
+        jobs::cancel_jobs(&self.cluster_dir(name), name, jobs)
     }
 
     async fn exec(&self, cluster: ClusterRef<'_>, task: &TaskRun) -> Result<u64, ProviderError> {

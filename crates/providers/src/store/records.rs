@@ -136,6 +136,7 @@ pub(super) fn job_state_str(state: JobState) -> &'static str {
         JobState::Running => "RUNNING",
         JobState::Succeeded => "SUCCEEDED",
         JobState::Failed => "FAILED",
+        JobState::Cancelled => "CANCELLED",
     }
 }
 
@@ -145,6 +146,7 @@ fn parse_job_state(text: &str) -> Option<JobState> {
         "RUNNING" => Some(JobState::Running),
         "SUCCEEDED" => Some(JobState::Succeeded),
         "FAILED" => Some(JobState::Failed),
+        "CANCELLED" => Some(JobState::Cancelled),
         _ => None,
     }
 }
