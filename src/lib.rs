@@ -23,6 +23,7 @@ pub mod embedded;
 pub mod interrupt;
 pub mod launch;
 pub mod plan;
+pub mod queue;
 pub mod render;
 
 /// Errors from the facade: a stage's error, with the context the stage cannot know.

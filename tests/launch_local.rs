@@ -213,3 +213,92 @@ fn file_mounts_are_copied_before_setup() {
     assert!(run.stdout.contains("mounted contents"), "{}", run.stdout);
     assert_eq!(skyplan_with(&["down", "mounts"], &env).code, 0);
 }
+
+/// The iteration loop on local: launch, edit the workdir, `exec --env`, `queue` with exit
+/// codes, a detached long job stopped by `cancel` (its process gone, CANCELLED in `queue`).
+#[test]
+fn exec_queue_and_cancel_on_a_local_cluster() {
+    let home = temp_dir("launch-queue");
+    let work = home.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let script = work.join("train.sh");
+    std::fs::write(&script, "echo version one lr=$LR\n").unwrap();
+    let task = home.join("train.yaml");
+    std::fs::write(
+        &task,
+        format!(
+            "name: train\nworkdir: {}\nenvs:\n  LR: '0.01'\nsetup: echo setup ran\nrun: sh train.sh\n",
+            work.display()
+        ),
+    )
+    .unwrap();
+    let long = home.join("long.yaml");
+    std::fs::write(&long, "name: long\nrun: echo pid=$$; sleep 300\n").unwrap();
+    let env = [("SKYPLAN_HOME", home.to_str().unwrap())];
+    let task = task.to_str().unwrap();
+    let run = skyplan_with(&["launch", task, "-c", "dev"], &env).success();
+    assert!(
+        run.stdout.contains("setup ran") && run.stdout.contains("version one lr=0.01"),
+        "{}",
+        run.stdout
+    );
+    std::fs::write(&script, "echo version two lr=$LR\n").unwrap();
+    let run = skyplan_with(&["exec", "dev", task, "--env", "LR=0.1"], &env).success();
+    assert!(run.stdout.contains("version two lr=0.1"), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("setup ran"),
+        "exec reran setup: {}",
+        run.stdout
+    );
+    skyplan_with(&["exec", "dev", long.to_str().unwrap(), "--detach"], &env).success();
+    let job_dir = home.join("local/dev/jobs/3");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let pid = loop {
+        let log = std::fs::read_to_string(job_dir.join("node-0.log")).unwrap_or_default();
+        if let Some(pid) = log.lines().find_map(|l| l.strip_prefix("pid=")) {
+            break pid.trim().parse::<u32>().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job 3 never printed its pid"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let queue = skyplan_with(&["queue", "dev", "--json"], &env).success().json();
+    let jobs: Vec<(u64, String, Option<i64>)> = queue[0]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["id"].as_u64().unwrap(),
+                j["status"].as_str().unwrap().to_string(),
+                j["exit_code"].as_i64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            (1, "SUCCEEDED".to_string(), Some(0)),
+            (2, "SUCCEEDED".to_string(), Some(0)),
+            (3, "RUNNING".to_string(), None)
+        ]
+    );
+    let run = skyplan_with(&["cancel", "dev", "3"], &env).success();
+    assert!(run.stdout.contains("Cancelled job 3 on dev."), "{}", run.stdout);
+    assert!(crate::util::wait_gone(pid), "job 3's shell {pid} survived cancel");
+    let table = skyplan_with(&["queue", "dev"], &env).success().stdout;
+    let header = table.lines().nth(1).unwrap_or_default();
+    assert!(header.trim_start().starts_with("ID "), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("3 "))
+        .unwrap_or_default();
+    assert!(row.contains("long") && row.contains("CANCELLED"), "{table}");
+    assert!(table.lines().all(|l| l.len() <= 80), "{table}");
+    let refused = skyplan_with(&["cancel", "dev"], &env);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("or pass --all"), "{}", refused.stderr);
+    assert_eq!(skyplan_with(&["down", "dev"], &env).code, 0);
+}

@@ -1,5 +1,6 @@
 //! Command-line definitions (clap) and dispatch. Each subcommand lives in its own module.
 
+mod cancel;
 #[cfg(feature = "aws")]
 mod catalog;
 mod check;
@@ -9,6 +10,7 @@ mod exec;
 mod kubesim;
 mod launch;
 mod logs;
+mod queue;
 #[cfg(feature = "kubernetes")]
 mod render;
 mod show_gpus;
@@ -56,6 +58,10 @@ pub enum Command {
     Logs(logs::Args),
     /// Run a task as a new job on an existing cluster.
     Exec(exec::Args),
+    /// List a cluster's jobs (all clusters by default).
+    Queue(queue::Args),
+    /// Stop jobs on a cluster; the cluster stays up.
+    Cancel(cancel::Args),
     /// Tear down clusters and everything they run.
     Down(down::Args),
     /// Show which clouds this build can launch on, and why not.
@@ -83,6 +89,8 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::run(&cli, args),
         Command::Logs(args) => logs::run(&cli, args),
         Command::Exec(args) => exec::run(&cli, args),
+        Command::Queue(args) => queue::run(&cli, args),
+        Command::Cancel(args) => cancel::run(&cli, args),
         Command::Down(args) => down::run(&cli, args),
         Command::Check(args) => check::run(&cli, args),
         #[cfg(feature = "aws")]
