@@ -24,3 +24,6 @@ mod paging;
 
 /// `pods/exec` over WebSocket through `kube` and kubectl (`exec`, `exec -i`, `cp`).
 mod exec;
+
+/// `pods/portforward` over WebSocket through `kube`.
+mod portforward;

@@ -6,6 +6,7 @@
 //! header saying it comes from a simulator.
 
 mod exec;
+mod portforward;
 mod logs;
 mod page;
 mod read;
@@ -49,8 +50,10 @@ pub(crate) async fn handle(
     websocket: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     body: Bytes,
 ) -> Response {
-    let answer = match exec_target(uri.path()) {
-        Some((cluster, namespace, pod)) => exec_route(&state, &uri, cluster, namespace, pod, websocket.ok()),
+    let answer = match stream_target(uri.path()) {
+        Some((cluster, namespace, pod, subresource)) => {
+            stream_route(&state, &uri, cluster, namespace, pod, subresource, websocket.ok())
+        }
         None => route(&state, &method, &uri, &headers, body).await,
     };
     let mut response = answer.unwrap_or_else(error_response);
@@ -60,23 +63,25 @@ pub(crate) async fn handle(
     response
 }
 
-/// `/clusters/C/api/v1/namespaces/NS/pods/P/exec`: the cluster, namespace and pod.
-fn exec_target(path: &str) -> Option<(&str, &str, &str)> {
+/// `/clusters/C/api/v1/namespaces/NS/pods/P/{exec,portforward}`: the cluster, namespace, pod
+/// and subresource of a streaming request.
+fn stream_target(path: &str) -> Option<(&str, &str, &str, &str)> {
     let rest = path.strip_prefix("/clusters/")?;
     match rest.split('/').collect::<Vec<_>>().as_slice() {
-        [cluster, "api", "v1", "namespaces", namespace, "pods", pod, "exec"] => {
-            Some((cluster, namespace, pod))
+        [cluster, "api", "v1", "namespaces", namespace, "pods", pod, sub @ ("exec" | "portforward")] => {
+            Some((cluster, namespace, pod, sub))
         }
         _ => None,
     }
 }
 
-fn exec_route(
+fn stream_route(
     state: &ServerState,
     uri: &Uri,
     cluster: &str,
     namespace: &str,
     pod: &str,
+    subresource: &str,
     websocket: Option<WebSocketUpgrade>,
 ) -> Result<Response, ApiError> {
     let cluster = state
@@ -86,6 +91,9 @@ fn exec_route(
     let query: Vec<(String, String)> = Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map(|q| q.0)
         .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    if subresource == "portforward" {
+        return portforward::upgrade(cluster, namespace, pod, &query, websocket);
+    }
     exec::upgrade(cluster, namespace, pod, &query, websocket)
 }
 
