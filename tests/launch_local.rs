@@ -302,3 +302,53 @@ fn exec_queue_and_cancel_on_a_local_cluster() {
     assert!(refused.stderr.contains("or pass --all"), "{}", refused.stderr);
     assert_eq!(skyplan_with(&["down", "dev"], &env).code, 0);
 }
+
+/// Killing the CLI while `exec` streams leaves the job running and in `queue`; `logs --follow`
+/// picks it up again and ends with the job's exit code.
+#[test]
+fn killing_the_cli_during_exec_leaves_the_job_and_logs_follow_resumes() {
+    let home = temp_dir("exec-crash");
+    let env = [("SKYPLAN_HOME", home.to_str().unwrap())];
+    let first = home.join("first.yaml");
+    std::fs::write(&first, "run: echo up\n").unwrap();
+    skyplan_with(&["launch", first.to_str().unwrap(), "-c", "dev"], &env).success();
+    let marker = home.join("started");
+    let task = home.join("ticks.yaml");
+    std::fs::write(
+        &task,
+        format!(
+            "name: ticks\nrun: |\n  touch {}\n  for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.3; done\n  exit 4\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let mut child = skyplan_command(&["exec", "dev", task.to_str().unwrap()], &env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !marker.exists() {
+        assert!(std::time::Instant::now() < deadline, "job 2 never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: the CLI does nothing more
+    child.wait().unwrap();
+    let queue = skyplan_with(&["queue", "dev", "--json"], &env).success().json();
+    assert_eq!(queue[0]["jobs"][1]["status"], "RUNNING", "{queue}");
+    let follow = skyplan_with(&["logs", "dev", "2", "--follow"], &env);
+    assert_eq!(
+        follow.code, 4,
+        "stdout: {}\nstderr: {}",
+        follow.stdout, follow.stderr
+    );
+    assert!(
+        follow.stdout.contains("tick 1") && follow.stdout.contains("tick 6"),
+        "{}",
+        follow.stdout
+    );
+    let queue = skyplan_with(&["queue", "dev", "--json"], &env).success().json();
+    assert_eq!(queue[0]["jobs"][1]["status"], "FAILED", "{queue}");
+    assert_eq!(queue[0]["jobs"][1]["exit_code"], 4, "{queue}");
+    assert_eq!(skyplan_with(&["down", "dev"], &env).code, 0);
+}

@@ -11,7 +11,13 @@ async fn portforward_reaches_the_pods_listening_port() {
     let sim = start().await;
     let api = pods(&sim).await;
     // A free port for the pod's server, and one nobody listens on.
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
     let (port, closed) = (free(), free());
     let server = format!(
         "import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
@@ -26,7 +32,10 @@ async fn portforward_reaches_the_pods_listening_port() {
     wait_for(&api, "web", "Running", |p| phase(p) == "Running").await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !dir.join("ready").exists() {
-        assert!(std::time::Instant::now() < deadline, "the pod's server never listened");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pod's server never listened"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 
@@ -49,7 +58,15 @@ async fn portforward_reaches_the_pods_listening_port() {
     let path = "/clusters/test/api/v1/namespaces/default/pods/web/portforward";
     let message = expect_status(&sim, "POST", path, "", 400, "BadRequest").await;
     assert!(message.contains("not SPDY"), "{message}");
-    let message = expect_status(&sim, "POST", &format!("{path}?ports={port}"), "", 400, "BadRequest").await;
+    let message = expect_status(
+        &sim,
+        "POST",
+        &format!("{path}?ports={port}"),
+        "",
+        400,
+        "BadRequest",
+    )
+    .await;
     assert!(message.contains("not SPDY"), "{message}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,9 +6,9 @@
 //! header saying it comes from a simulator.
 
 mod exec;
-mod portforward;
 mod logs;
 mod page;
+mod portforward;
 mod read;
 mod reply;
 mod write;
@@ -68,9 +68,16 @@ pub(crate) async fn handle(
 fn stream_target(path: &str) -> Option<(&str, &str, &str, &str)> {
     let rest = path.strip_prefix("/clusters/")?;
     match rest.split('/').collect::<Vec<_>>().as_slice() {
-        [cluster, "api", "v1", "namespaces", namespace, "pods", pod, sub @ ("exec" | "portforward")] => {
-            Some((cluster, namespace, pod, sub))
-        }
+        [
+            cluster,
+            "api",
+            "v1",
+            "namespaces",
+            namespace,
+            "pods",
+            pod,
+            sub @ ("exec" | "portforward"),
+        ] => Some((cluster, namespace, pod, sub)),
         _ => None,
     }
 }

@@ -32,7 +32,9 @@ fn ports(query: &[(String, String)]) -> Result<Vec<u16>, ApiError> {
         }
     }
     if ports.is_empty() {
-        return Err(ApiError::bad_request("at least one port must be specified (ports=PORT)"));
+        return Err(ApiError::bad_request(
+            "at least one port must be specified (ports=PORT)",
+        ));
     }
     Ok(ports)
 }
@@ -108,8 +110,9 @@ async fn session(socket: WebSocket, ports: Vec<u16>, pod: String) {
             }
             Err(err) => {
                 writers.push(None);
-                let message =
-                    format!("error forwarding port {port} to pod {pod}: failed to connect to localhost:{port}: {err}");
+                let message = format!(
+                    "error forwarding port {port} to pod {pod}: failed to connect to localhost:{port}: {err}"
+                );
                 let _ = tx.send(frame(data + 1, message.as_bytes())).await;
             }
         }
@@ -137,7 +140,9 @@ async fn session(socket: WebSocket, ports: Vec<u16>, pod: String) {
                 }
                 continue;
             };
-            let Some((&channel, rest)) = bytes.split_first() else { continue };
+            let Some((&channel, rest)) = bytes.split_first() else {
+                continue;
+            };
             let index = usize::from(channel / 2);
             if channel % 2 == 0
                 && let Some(Some(stream)) = writers.get_mut(index)
@@ -161,13 +166,19 @@ mod tests {
     use super::*;
 
     fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn ports_come_comma_separated_or_repeated_and_bad_ones_are_named() {
         assert_eq!(ports(&query(&[("ports", "80,1234")])).unwrap(), [80, 1234]);
-        assert_eq!(ports(&query(&[("ports", "80"), ("ports", "81")])).unwrap(), [80, 81]);
+        assert_eq!(
+            ports(&query(&[("ports", "80"), ("ports", "81")])).unwrap(),
+            [80, 81]
+        );
         let bad = ports(&query(&[("ports", "http")])).unwrap_err();
         assert!(bad.message.contains("invalid port \"http\""), "{}", bad.message);
         assert!(ports(&query(&[("ports", "0")])).is_err());
