@@ -65,6 +65,7 @@ mod local;
 mod provider;
 mod registry;
 mod store;
+pub mod sync;
 mod task;
 
 #[cfg(feature = "aws")]

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::sync::{Manifest, directory_files};
 use crate::{ProviderError, TaskRun};
 
 /// Copies `task.workdir` and the local `file_mounts` for the node whose working directory is
@@ -18,7 +19,7 @@ pub(super) fn sync_task_files(task: &TaskRun, node_dir: &Path) -> Result<(), Pro
                 message: format!("workdir {}: not a directory", workdir.display()),
             });
         }
-        copy_dir(workdir, node_dir)?;
+        sync_dir(workdir, node_dir, &manifest_path(node_dir, "workdir"))?;
     }
     for (path, mount) in &task.file_mounts {
         let Some(source) = mount.local_source() else {
@@ -38,7 +39,7 @@ pub(super) fn sync_task_files(task: &TaskRun, node_dir: &Path) -> Result<(), Pro
             super::jobs::create_dir_all(parent)?;
         }
         if metadata.is_dir() {
-            copy_dir(&source, &target)?;
+            sync_dir(&source, &target, &manifest_path(node_dir, path))?;
         } else {
             std::fs::copy(&source, &target).map_err(|err| {
                 ProviderError::io(
@@ -70,26 +71,77 @@ fn expand_home(source: &str) -> PathBuf {
     }
 }
 
-/// Copies the directory `from` into `to` (recursively; symlinks as symlinks).
-fn copy_dir(from: &Path, to: &Path) -> Result<(), ProviderError> {
+/// Where the manifest of what was last synced to `target` (`workdir`, or a mount path) of the
+/// node working in `node_dir` is kept: beside the node's directory, not in it, so the job never
+/// sees it.
+fn manifest_path(node_dir: &Path, target: &str) -> PathBuf {
+    let node = node_dir
+        .file_name()
+        .map_or_else(|| "node".to_string(), |n| n.to_string_lossy().into_owned());
+    let name: String = target
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    node_dir
+        .with_file_name(format!("{node}.sync"))
+        .join(format!("{name}.json"))
+}
+
+/// Syncs the directory `from` into `to`: only files new or changed since the last sync (by
+/// size and modification time), removing what was deleted since; `.gitignore` and
+/// `.skyignore` apply (see [`crate::sync`]). Symlinks are copied as symlinks.
+fn sync_dir(from: &Path, to: &Path, manifest_file: &Path) -> Result<(), ProviderError> {
     let io = |what: &str, path: &Path, err| ProviderError::io(format!("{what} {}", path.display()), err);
+    let started = std::time::Instant::now();
+    let files = directory_files(from)?;
+    // A target that vanished (a new cluster, or removed by hand) gets everything again.
+    let manifest = if to.is_dir() {
+        Manifest::load(manifest_file)
+    } else {
+        Manifest::default()
+    };
+    let changes = manifest.changes(&files);
     super::jobs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from).map_err(|e| io("reading", from, e))? {
-        let entry = entry.map_err(|e| io("reading", from, e))?;
-        let source = entry.path();
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type().map_err(|e| io("reading", &source, e))?;
-        if kind.is_symlink() {
+    for file in &changes.send {
+        let (source, target) = (from.join(&file.path), to.join(&file.path));
+        if let Some(parent) = target.parent() {
+            super::jobs::create_dir_all(parent)?;
+        }
+        if file.symlink {
             let link = std::fs::read_link(&source).map_err(|e| io("reading", &source, e))?;
             let _ = std::fs::remove_file(&target);
             std::os::unix::fs::symlink(link, &target).map_err(|e| io("linking", &target, e))?;
-        } else if kind.is_dir() {
-            copy_dir(&source, &target)?;
         } else {
+            // Replace, not write through: a running job may hold the old file open.
+            let _ = std::fs::remove_file(&target);
             std::fs::copy(&source, &target).map_err(|e| io("copying", &source, e))?;
         }
     }
-    Ok(())
+    for path in &changes.remove {
+        let target = to.join(path);
+        match std::fs::remove_file(&target) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(io("removing", &target, err)),
+        }
+    }
+    tracing::debug!(
+        from = %from.display(),
+        to = %to.display(),
+        files = files.len(),
+        sent = changes.send.len(),
+        bytes = changes.bytes(),
+        removed = changes.remove.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "synced a directory"
+    );
+    Manifest::of(&files).save(manifest_file)
 }
 
 #[cfg(test)]
@@ -131,6 +183,20 @@ mod tests {
             FileMount::Source(root.join("missing").display().to_string()),
         );
         let err = sync_task_files(&task, &node).expect_err("missing source");
+        task.file_mounts.remove("/x");
+
+        // A resync sends only what changed and removes what was deleted; ignored files stay out.
+        std::fs::write(source.join(".skyignore"), "*.tmp\n").expect("file");
+        std::fs::write(source.join("scratch.tmp"), "x").expect("file");
+        std::fs::write(source.join("sub/b.txt"), "b").expect("file");
+        std::fs::remove_file(source.join("sub/a.txt")).expect("rm");
+        sync_task_files(&task, &node).expect("resynced");
+        assert!(absolute.join("sub/b.txt").exists());
+        assert!(
+            !absolute.join("sub/a.txt").exists(),
+            "a deleted file stays deleted"
+        );
+        assert!(!absolute.join("scratch.tmp").exists(), ".skyignore is honoured");
         assert!(err.to_string().contains("file_mounts /x: source"), "{err}");
         let _ = std::fs::remove_dir_all(&root);
     }
