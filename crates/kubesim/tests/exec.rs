@@ -10,7 +10,10 @@ use crate::util::{create, expect_status, kubectl_or_skip, phase, pod, pods, star
 async fn read_all(reader: Option<impl tokio::io::AsyncRead + Unpin>) -> String {
     let mut text = String::new();
     if let Some(mut reader) = reader {
-        reader.read_to_string(&mut text).await.expect("the stream reads to its end");
+        reader
+            .read_to_string(&mut text)
+            .await
+            .expect("the stream reads to its end");
     }
     text
 }
