@@ -110,8 +110,8 @@ async fn bad_requests_get_status_errors() {
         message.contains("kubesim, a Kubernetes API simulator, does not serve it"),
         "{message}"
     );
-    let message = expect_status(&sim, "POST", &format!("{PODS}/ok/exec"), "", 404, "NotFound").await;
-    assert!(message.ends_with("does not support pods/exec"), "{message}");
+    let message = expect_status(&sim, "POST", &format!("{PODS}/ok/attach"), "", 404, "NotFound").await;
+    assert!(message.ends_with("does not support pods/attach"), "{message}");
     let message = expect_status(
         &sim,
         "GET",

@@ -2,7 +2,7 @@
 //! the i-th port of `ports=`, channel 2i carries data and 2i+1 errors, and each channel's first
 //! message is the port (two bytes, little endian). Each port is one TCP connection to the
 //! port the pod's process listens on; kubesim's pods are processes on this machine, so that is
-//! `127.0.0.1:PORT`. The socket closes once every connection has closed. kubectl's SPDY
+//! `127.0.0.1:PORT`, or the pod's own loopback IP. The socket closes once every connection has closed. kubectl's SPDY
 //! tunnels (`SPDY/3.1+portforward.k8s.io`) are refused with a Status saying so.
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -66,9 +66,10 @@ pub(super) fn upgrade(
     // After the WebSocket check: kubectl's SPDY requests name their ports in stream headers.
     let ports = ports(query)?;
     let pod_name = name.to_string();
+    let pod_ip = pod["status"]["podIP"].as_str().and_then(|ip| ip.parse().ok());
     Ok(ws
         .protocols(["v4.channel.k8s.io"])
-        .on_upgrade(move |socket| session(socket, ports, pod_name))
+        .on_upgrade(move |socket| session(socket, ports, pod_name, pod_ip))
         .into_response())
 }
 
@@ -79,7 +80,19 @@ fn frame(channel: u8, data: &[u8]) -> Message {
     Message::Binary(bytes.into())
 }
 
-async fn session(socket: WebSocket, ports: Vec<u16>, pod: String) {
+/// Connects to `port` of the pod: on localhost, as in the pod's network namespace, else on the
+/// pod's own (loopback) IP, which a process that binds its pod IP listens on.
+async fn connect(port: u16, pod_ip: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
+    let localhost = TcpStream::connect(("127.0.0.1", port)).await;
+    match (localhost, pod_ip) {
+        (Err(_), Some(ip)) if !ip.is_unspecified() && ip != std::net::Ipv4Addr::LOCALHOST => {
+            TcpStream::connect((ip, port)).await
+        }
+        (answer, _) => answer,
+    }
+}
+
+async fn session(socket: WebSocket, ports: Vec<u16>, pod: String, pod_ip: Option<std::net::IpAddr>) {
     let (mut sink, mut incoming) = socket.split();
     for (i, port) in ports.iter().enumerate() {
         let data = (2 * i) as u8;
@@ -94,7 +107,7 @@ async fn session(socket: WebSocket, ports: Vec<u16>, pod: String) {
     let mut pumps = Vec::new();
     for (i, &port) in ports.iter().enumerate() {
         let data = (2 * i) as u8;
-        match TcpStream::connect(("127.0.0.1", port)).await {
+        match connect(port, pod_ip).await {
             Ok(stream) => {
                 let (mut reader, writer) = stream.into_split();
                 writers.push(Some(writer));
