@@ -297,6 +297,8 @@ fn exec_queue_and_cancel_on_a_local_cluster() {
         .unwrap_or_default();
     assert!(row.contains("long") && row.contains("CANCELLED"), "{table}");
     assert!(table.lines().all(|l| l.len() <= 80), "{table}");
+    let run = skyplan_with(&["exec", "dev", "--", "sh", "-c", "echo cmd $((2*3))"], &env).success();
+    assert!(run.stdout.contains("cmd 6"), "{}", run.stdout);
     let refused = skyplan_with(&["cancel", "dev"], &env);
     assert_ne!(refused.code, 0);
     assert!(refused.stderr.contains("or pass --all"), "{}", refused.stderr);

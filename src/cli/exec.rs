@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use skyplan::optimizer::spec::{TaskOverrides, parse_env_override, parse_task_file};
+use skyplan::optimizer::spec::{TaskOverrides, parse_env_override, parse_task_file, parse_task_str};
 use skyplan_providers::TaskRun;
 
 use super::Cli;
@@ -16,9 +16,13 @@ pub struct Args {
     /// Cluster name.
     #[arg(value_name = "NAME")]
     pub name: String,
-    /// The task file (one task).
-    #[arg(value_name = "TASK.yaml")]
-    pub task: PathBuf,
+    /// The task file (one task); or, after `--`, a command to run instead.
+    #[arg(value_name = "TASK.yaml", required_unless_present = "command")]
+    pub task: Option<PathBuf>,
+    /// A command to run as the job (`skyplan exec NAME -- python train.py`), in the cluster's
+    /// working directory, without a task file.
+    #[arg(last = true, value_name = "CMD", conflicts_with = "task")]
+    pub command: Vec<String>,
     /// Set or override an env (`K=V`).
     #[arg(long = "env", value_name = "K=V")]
     pub envs: Vec<String>,
@@ -32,7 +36,19 @@ pub struct Args {
 
 /// Runs `exec`.
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
-    let mut pipeline = parse_task_file(&args.task)?;
+    let (mut pipeline, file) = match &args.task {
+        Some(file) => (parse_task_file(file)?, file.clone()),
+        None => {
+            let command = args
+                .command
+                .iter()
+                .map(|word| skyplan_providers::shell_quote(word))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let yaml = serde_json::json!({"name": "command", "run": command}).to_string();
+            (parse_task_str(&yaml, "exec -- CMD")?, PathBuf::from("command"))
+        }
+    };
     let pairs = |values: &[String], flag: &str| -> anyhow::Result<Vec<(String, String)>> {
         values
             .iter()
@@ -50,14 +66,13 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let [spec] = pipeline.tasks.as_slice() else {
         anyhow::bail!(
             "{}: exec runs one task; this file has {}",
-            args.task.display(),
+            file.display(),
             pipeline.tasks.len()
         );
     };
     let mut task = TaskRun::from_spec(spec)?;
     if task.name == "task" {
-        task.name = args
-            .task
+        task.name = file
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or("task")

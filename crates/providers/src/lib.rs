@@ -90,7 +90,7 @@ pub use registry::{Backends, KNOWN_CLOUDS};
 pub use store::{
     AttemptRecord, ClusterRecord, JobRecord, RecordStatus, StateStore, StoreOptions, StoreRecovery,
 };
-pub use task::{TaskRun, node_variables};
+pub use task::{TaskRun, node_variables, shell_quote};
 
 /// A placement for unit tests.
 #[cfg(test)]

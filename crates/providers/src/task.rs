@@ -228,8 +228,7 @@ BEGIN {
 "##;
 
 /// Single-quotes `text` for bash (`it's` → `'it'\''s'`).
-#[cfg(any(feature = "local", feature = "aws"))]
-pub(crate) fn shell_quote(text: &str) -> String {
+pub fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
