@@ -99,7 +99,8 @@ fn needs_websocket() -> ApiError {
     )
 }
 
-fn frame(channel: u8, data: &[u8]) -> Message {
+/// A binary message on `channel` (its first byte), as exec and portforward send them.
+pub(super) fn frame(channel: u8, data: &[u8]) -> Message {
     let mut bytes = Vec::with_capacity(data.len() + 1);
     bytes.push(channel);
     bytes.extend_from_slice(data);
@@ -107,7 +108,7 @@ fn frame(channel: u8, data: &[u8]) -> Message {
 }
 
 /// A close frame with code 1000 (normal closure), as the API server ends an exec.
-fn normal_close() -> Message {
+pub(super) fn normal_close() -> Message {
     Message::Close(Some(axum::extract::ws::CloseFrame {
         code: axum::extract::ws::close_code::NORMAL,
         reason: "".into(),

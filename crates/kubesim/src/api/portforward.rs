@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::exec::{frame, normal_close};
 use crate::cluster::Cluster;
 use crate::status::ApiError;
 use crate::store::Kind;
@@ -73,13 +74,6 @@ pub(super) fn upgrade(
         .into_response())
 }
 
-fn frame(channel: u8, data: &[u8]) -> Message {
-    let mut bytes = Vec::with_capacity(data.len() + 1);
-    bytes.push(channel);
-    bytes.extend_from_slice(data);
-    Message::Binary(bytes.into())
-}
-
 /// Connects to `port` of the pod: on localhost, as in the pod's network namespace, else on the
 /// pod's own (loopback) IP, which a process that binds its pod IP listens on.
 async fn connect(port: u16, pod_ip: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
@@ -138,12 +132,7 @@ async fn session(socket: WebSocket, ports: Vec<u16>, pod: String, pod_ip: Option
             }
         }
         // Every connection to the pod has closed (or none opened).
-        let _ = sink
-            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
-                code: axum::extract::ws::close_code::NORMAL,
-                reason: "".into(),
-            })))
-            .await;
+        let _ = sink.send(normal_close()).await;
     });
     let reader = async {
         while let Some(Ok(message)) = incoming.next().await {
