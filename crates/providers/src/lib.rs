@@ -57,6 +57,7 @@ pub mod conformance;
 mod error;
 #[cfg(feature = "testing")]
 pub mod fake;
+mod jobs;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 mod launcher;

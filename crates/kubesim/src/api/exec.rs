@@ -17,7 +17,6 @@ use tokio::sync::mpsc;
 use crate::cluster::Cluster;
 use crate::kubelet::exec_command;
 use crate::status::ApiError;
-use crate::store::Kind;
 
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
@@ -57,20 +56,16 @@ fn parse(query: &[(String, String)]) -> Result<ExecRequest, ApiError> {
     })
 }
 
-/// Answers the upgrade for `pods/exec` of pod `name` in `namespace` (a request without one is
+/// Answers the upgrade for `pods/exec` of the stored `pod` (a request without one is
 /// refused, see [`needs_websocket`]).
 pub(super) fn upgrade(
     cluster: &Cluster,
-    namespace: &str,
-    name: &str,
+    pod: &Value,
     query: &[(String, String)],
     ws: Option<WebSocketUpgrade>,
 ) -> Result<Response, ApiError> {
     let request = parse(query)?;
-    let pod = cluster
-        .read(|s| s.get(Kind::Pod, namespace, name).cloned())
-        .ok_or_else(|| ApiError::not_found("pods", name))?;
-    let mut command = exec_command(cluster, &pod, request.container.as_deref(), &request.command)?;
+    let mut command = exec_command(cluster, pod, request.container.as_deref(), &request.command)?;
     command
         .stdin(if request.stdin {
             Stdio::piped()

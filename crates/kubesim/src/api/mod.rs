@@ -98,10 +98,13 @@ fn stream_route(
     let query: Vec<(String, String)> = Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map(|q| q.0)
         .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    let stored = cluster
+        .read(|s| s.get(Kind::Pod, namespace, pod).cloned())
+        .ok_or_else(|| ApiError::not_found("pods", pod))?;
     if subresource == "portforward" {
-        return portforward::upgrade(cluster, namespace, pod, &query, websocket);
+        return portforward::upgrade(&stored, pod, &query, websocket);
     }
-    exec::upgrade(cluster, namespace, pod, &query, websocket)
+    exec::upgrade(cluster, &stored, &query, websocket)
 }
 
 async fn route(

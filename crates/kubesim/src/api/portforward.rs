@@ -13,9 +13,9 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::exec::{frame, normal_close};
-use crate::cluster::Cluster;
+use serde_json::Value;
+
 use crate::status::ApiError;
-use crate::store::Kind;
 
 /// The ports of a `portforward` query: `ports=80,1234` or `ports` repeated.
 fn ports(query: &[(String, String)]) -> Result<Vec<u16>, ApiError> {
@@ -40,17 +40,13 @@ fn ports(query: &[(String, String)]) -> Result<Vec<u16>, ApiError> {
     Ok(ports)
 }
 
-/// Answers the upgrade for `pods/portforward` of pod `name` in `namespace`.
+/// Answers the upgrade for `pods/portforward` of the stored `pod` (named `name`).
 pub(super) fn upgrade(
-    cluster: &Cluster,
-    namespace: &str,
+    pod: &Value,
     name: &str,
     query: &[(String, String)],
     ws: Option<WebSocketUpgrade>,
 ) -> Result<Response, ApiError> {
-    let pod = cluster
-        .read(|s| s.get(Kind::Pod, namespace, name).cloned())
-        .ok_or_else(|| ApiError::not_found("pods", name))?;
     if pod["status"]["phase"] != "Running" {
         return Err(ApiError::bad_request(format!(
             "unable to upgrade connection: pod {name} is not running (phase {})",

@@ -1,9 +1,8 @@
 //! Jobs of local clusters: starting one process group per node, reading their state from the
-//! files they leave (pid, exit code), streaming their logs, and killing them on teardown.
+//! files they leave (pid, exit code), cancelling them, and killing them on teardown (their logs
+//! stream from `logs.rs`).
 
-use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,14 +12,14 @@ use serde::{Deserialize, Serialize};
 
 use super::process::{process_alive, stop_groups};
 use crate::task::{REDACT_AWK, shell_quote};
-use crate::{JobState, JobStatus, LogLine, LogOptions, LogStream, ProviderError, TaskRun, node_variables};
+use crate::{JobState, JobStatus, ProviderError, TaskRun, node_variables};
 
 /// What `jobs/<id>/job.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct JobMeta {
+pub(super) struct JobMeta {
     id: u64,
     name: String,
-    num_nodes: u32,
+    pub(super) num_nodes: u32,
     pids: Vec<Option<u32>>,
     started_unix: u64,
 }
@@ -76,11 +75,11 @@ fn quoted(path: &Path) -> String {
     shell_quote(&path.display().to_string())
 }
 
-fn jobs_dir(cluster_dir: &Path) -> PathBuf {
+pub(super) fn jobs_dir(cluster_dir: &Path) -> PathBuf {
     cluster_dir.join("jobs")
 }
 
-fn log_path(job_dir: &Path, rank: u32) -> PathBuf {
+pub(super) fn log_path(job_dir: &Path, rank: u32) -> PathBuf {
     job_dir.join(format!("node-{rank}.log"))
 }
 
@@ -128,7 +127,7 @@ pub(super) fn next_job_id(cluster_dir: &Path) -> Result<u64, ProviderError> {
     Ok(job_ids(cluster_dir)?.last().map_or(1, |id| id + 1))
 }
 
-fn job_ids(cluster_dir: &Path) -> Result<Vec<u64>, ProviderError> {
+pub(super) fn job_ids(cluster_dir: &Path) -> Result<Vec<u64>, ProviderError> {
     let dir = jobs_dir(cluster_dir);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -241,7 +240,7 @@ pub(super) fn start_job(
     Ok(())
 }
 
-fn read_meta(job_dir: &Path) -> Option<JobMeta> {
+pub(super) fn read_meta(job_dir: &Path) -> Option<JobMeta> {
     std::fs::read(job_dir.join("job.json"))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -251,13 +250,13 @@ fn read_number<T: std::str::FromStr>(path: &Path) -> Option<T> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-enum NodeState {
+pub(super) enum NodeState {
     Exited(i32),
     Running,
     Lost,
 }
 
-fn node_state(job_dir: &Path, rank: u32, meta: &JobMeta) -> NodeState {
+pub(super) fn node_state(job_dir: &Path, rank: u32, meta: &JobMeta) -> NodeState {
     let exit_path = job_dir.join(format!("node-{rank}.exit"));
     if let Some(code) = read_number::<i32>(&exit_path) {
         return NodeState::Exited(code);
@@ -290,7 +289,7 @@ fn modified_unix(path: &Path) -> Option<i64> {
     i64::try_from(modified.duration_since(UNIX_EPOCH).ok()?.as_secs()).ok()
 }
 
-fn job_status(job_dir: &Path, meta: &JobMeta) -> JobStatus {
+pub(super) fn job_status(job_dir: &Path, meta: &JobMeta) -> JobStatus {
     let states: Vec<NodeState> = (0..meta.num_nodes)
         .map(|rank| node_state(job_dir, rank, meta))
         .collect();
@@ -445,168 +444,6 @@ pub(super) fn destroy_cluster_dir(root: &Path, dir: &Path) -> Result<(), Provide
         Some(err) => Err(ProviderError::io(format!("removing {}", trash.display()), err)),
         None => Ok(()),
     }
-}
-
-/// Reading position in one node's log.
-struct NodeLog {
-    rank: u32,
-    path: PathBuf,
-    offset: u64,
-    partial: Vec<u8>,
-    finished: bool,
-}
-
-struct LogState {
-    job_dir: PathBuf,
-    meta: JobMeta,
-    nodes: Vec<NodeLog>,
-    queue: VecDeque<Result<LogLine, ProviderError>>,
-    follow: bool,
-    done: bool,
-    delay: Duration,
-}
-
-fn push_lines(queue: &mut VecDeque<Result<LogLine, ProviderError>>, node: &mut NodeLog, bytes: &[u8]) {
-    node.partial.extend_from_slice(bytes);
-    while let Some(end) = node.partial.iter().position(|&b| b == b'\n') {
-        let line: Vec<u8> = node.partial.drain(..=end).collect();
-        let text = String::from_utf8_lossy(&line[..line.len() - 1]);
-        queue.push_back(Ok(LogLine {
-            node: node.rank,
-            text: text.trim_end_matches('\r').to_string(),
-        }));
-    }
-}
-
-fn read_new(node: &mut NodeLog) -> std::io::Result<Vec<u8>> {
-    let mut file = match File::open(&node.path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(err),
-    };
-    file.seek(SeekFrom::Start(node.offset))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    node.offset += bytes.len() as u64;
-    Ok(bytes)
-}
-
-impl LogState {
-    /// Reads what is new in every unfinished node's log; returns whether anything was read.
-    fn poll_files(&mut self) -> bool {
-        let mut any = false;
-        for node in self.nodes.iter_mut().filter(|n| !n.finished) {
-            // Decide "finished" before reading, so everything written before the end is read.
-            let finished = !self.follow
-                || matches!(
-                    node_state(&self.job_dir, node.rank, &self.meta),
-                    NodeState::Exited(_) | NodeState::Lost
-                );
-            match read_new(node) {
-                Ok(bytes) => {
-                    any |= !bytes.is_empty();
-                    push_lines(&mut self.queue, node, &bytes);
-                }
-                Err(err) => {
-                    self.queue.push_back(Err(ProviderError::io(
-                        format!("reading {}", node.path.display()),
-                        err,
-                    )));
-                    node.finished = true;
-                    continue;
-                }
-            }
-            if finished {
-                if !node.partial.is_empty() {
-                    let text = String::from_utf8_lossy(&node.partial).to_string();
-                    node.partial.clear();
-                    self.queue.push_back(Ok(LogLine {
-                        node: node.rank,
-                        text,
-                    }));
-                }
-                node.finished = true;
-            }
-        }
-        if self.nodes.iter().all(|n| n.finished) {
-            self.done = true;
-        }
-        any
-    }
-}
-
-/// Streams job output per [`LogOptions`].
-pub(super) fn log_stream(
-    cluster_dir: &Path,
-    cluster: &str,
-    options: &LogOptions,
-) -> Result<LogStream, ProviderError> {
-    let ids = job_ids(cluster_dir)?;
-    let id = match options.job {
-        Some(id) => id,
-        None => *ids.last().ok_or_else(|| ProviderError::NotFound {
-            what: format!("a job on cluster {cluster:?}"),
-        })?,
-    };
-    let job_dir = jobs_dir(cluster_dir).join(id.to_string());
-    let meta = read_meta(&job_dir).ok_or_else(|| ProviderError::NotFound {
-        what: format!("job {id} on cluster {cluster:?}"),
-    })?;
-    let ranks: Vec<u32> = match options.node {
-        Some(rank) if rank < meta.num_nodes => vec![rank],
-        Some(rank) => {
-            return Err(ProviderError::NotFound {
-                what: format!("node {rank} of job {id} on cluster {cluster:?}"),
-            });
-        }
-        None => (0..meta.num_nodes).collect(),
-    };
-    let mut queue = VecDeque::new();
-    let mut nodes = Vec::new();
-    for rank in ranks {
-        let mut node = NodeLog {
-            rank,
-            path: log_path(&job_dir, rank),
-            offset: 0,
-            partial: Vec::new(),
-            finished: false,
-        };
-        if let Some(tail) = options.tail {
-            let bytes = read_new(&mut node)
-                .map_err(|err| ProviderError::io(format!("reading {}", node.path.display()), err))?;
-            let mut lines = VecDeque::new();
-            push_lines(&mut lines, &mut node, &bytes);
-            let skip = lines.len().saturating_sub(tail);
-            queue.extend(lines.into_iter().skip(skip));
-        }
-        nodes.push(node);
-    }
-    let state = LogState {
-        job_dir,
-        meta,
-        nodes,
-        queue,
-        follow: options.follow,
-        done: false,
-        delay: Duration::from_millis(10),
-    };
-    let stream = futures::stream::unfold(state, |mut state| async move {
-        loop {
-            if let Some(item) = state.queue.pop_front() {
-                return Some((item, state));
-            }
-            if state.done {
-                return None;
-            }
-            if state.poll_files() {
-                state.delay = Duration::from_millis(10);
-            } else if !state.done {
-                tokio::time::sleep(state.delay).await;
-                state.delay = (state.delay * 2).min(Duration::from_millis(200));
-            }
-        }
-    });
-    Ok(Box::pin(stream))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 
 mod fit;
 mod jobs;
+mod logs;
 mod machine;
 mod process;
 mod sync;
@@ -289,7 +290,7 @@ impl Provider for LocalProvider {
         if !dir.is_dir() {
             return Err(ProviderError::cluster_not_found(cluster));
         }
-        jobs::log_stream(&dir, cluster, options)
+        logs::log_stream(&dir, cluster, options)
     }
 
     async fn teardown(&self, cluster: ClusterRef<'_>) -> Result<TeardownOutcome, ProviderError> {
